@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make repro` (the whole pipeline) and `make test` (the suite).
+# Each creates .venv if missing and installs the pinned dependencies first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+BM3D := $(VENV)/.installed-bm3d
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: repro test install bm3d clean-venv
+
+$(INSTALLED): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+# BM3D is free for non-commercial use only: an optional extra, installed for the pipeline and benchmarks.
+$(BM3D): $(INSTALLED) requirements-bm3d.lock
+	$(BIN)/python -m pip install -q --no-deps -r requirements-bm3d.lock
+	touch $@
+
+install: $(INSTALLED)
+
+bm3d: $(BM3D)
+
+repro: $(BM3D)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+test: $(INSTALLED)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,281 @@
+"""params.yaml, parsed and validated once into typed, frozen objects.
+
+Every error names the full key (for example `train.loss`) and what is allowed, so a stage can stop
+before doing any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle")
+# The params key that holds the level of each noise type, its unit and its allowed range.
+NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount"}
+MODELS = ("seed", "dncnn")
+LOSSES = ("bce", "mse", "l1")
+SCHEDULES = ("constant", "cosine", "step")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+BASELINES = ("auto", "bm3d", "nlm", "none")
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Noise levels: a list of fixed levels, or a uniform range {min, max} (blind training)."""
+
+    values: tuple[float, ...] = ()
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def is_range(self) -> bool:
+        return self.low is not None
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self.low, self.high) if self.is_range else (min(self.values), max(self.values))
+
+    def label(self, value: float) -> str:
+        """The group a stored noisy copy is reported under in the metrics."""
+        if self.is_range:
+            return f"{_fmt(self.low)}-{_fmt(self.high)}"
+        return _fmt(value)
+
+    @classmethod
+    def parse(cls, raw, key: str, low: float, high: float) -> "Levels":
+        allowed = f"a number in [{_fmt(low)}, {_fmt(high)}], a list of such numbers, or {{min: a, max: b}}"
+        if isinstance(raw, dict):
+            if set(raw) != {"min", "max"}:
+                raise ConfigError(f"{key}: a range needs exactly the keys min and max, got {sorted(raw)}")
+            lo, hi = (_number(raw[k], f"{key}.{k}", low, high) for k in ("min", "max"))
+            if lo > hi:
+                raise ConfigError(f"{key}: min ({_fmt(lo)}) must not exceed max ({_fmt(hi)})")
+            return cls(low=lo, high=hi)
+        if isinstance(raw, list):
+            if not raw:
+                raise ConfigError(f"{key}: empty list; expected {allowed}")
+            values = tuple(_number(v, key, low, high) for v in raw)
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{key}: repeated level in {raw}")
+            return cls(values=values)
+        return cls(values=(_number(raw, key, low, high),))
+
+    def to_yaml(self):
+        if self.is_range:
+            return {"min": self.low, "max": self.high}
+        return list(self.values) if len(self.values) > 1 else self.values[0]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _number(raw, key: str, low: float, high: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ConfigError(f"{key}: expected a number in [{_fmt(low)}, {_fmt(high)}], got {raw!r}")
+    if not low <= raw <= high:
+        raise ConfigError(f"{key}: {raw!r} is out of range; allowed [{_fmt(low)}, {_fmt(high)}]")
+    return float(raw)
+
+
+def _choice(value: str, key: str, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+def _at_least(value, key: str, minimum) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key}: {value!r} is too small; must be >= {minimum}")
+
+
+def _fraction(value: float, key: str) -> None:
+    if not 0 < value < 1:
+        raise ConfigError(f"{key}: {value!r} must be strictly between 0 and 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "sample"
+    channels: int = 3
+    max_side: int | None = 512
+
+    def validate(self, key: str) -> None:
+        _choice(self.channels, f"{key}.channels", (1, 3))
+        if self.max_side is not None:
+            _at_least(self.max_side, f"{key}.max_side", 16)
+        if self.source != "sample" and not Path(self.source).is_dir():
+            raise ConfigError(f"{key}.source: {self.source!r} is not a folder; use 'sample' or an existing folder")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    type: str = "gaussian"
+    sigma: Levels = Levels(values=(25.0,))
+    peak: Levels = Levels(values=(30.0,))
+    amount: Levels = Levels(values=(0.05,))
+    clip: bool = False
+    seed: int = 0
+
+    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0)}
+
+    @property
+    def level_key(self) -> str:
+        return NOISE_LEVEL_KEYS[self.type]
+
+    @property
+    def levels(self) -> Levels:
+        return getattr(self, self.level_key)
+
+    def validate(self, key: str) -> None:
+        _choice(self.type, f"{key}.type", NOISE_TYPES)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    test_source: str | None = None
+    seed: int = 0
+
+    def validate(self, key: str) -> None:
+        _fraction(self.test_fraction, f"{key}.test_fraction")
+        _fraction(self.val_fraction, f"{key}.val_fraction")
+        if self.test_source is not None and not Path(self.test_source).is_dir():
+            raise ConfigError(f"{key}.test_source: {self.test_source!r} is not a folder")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    method: str = "auto"
+
+    def validate(self, key: str) -> None:
+        _choice(self.method, f"{key}.method", BASELINES)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "dncnn"
+    depth: int = 17
+    width: int = 64
+    loss: str = "l1"
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch_size: int = 32
+    patch_size: int = 48
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    augment: bool = True
+    fresh_noise: bool = True
+    fresh_levels: Levels | None = None
+    mixed_precision: str = "auto"
+    seed: int = 0
+
+    def validate(self, key: str) -> None:
+        _choice(self.model, f"{key}.model", MODELS)
+        _choice(self.loss, f"{key}.loss", LOSSES)
+        _choice(self.schedule, f"{key}.schedule", SCHEDULES)
+        _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
+        _at_least(self.depth, f"{key}.depth", 3)
+        for name in ("width", "epochs", "steps_per_epoch", "batch_size"):
+            _at_least(getattr(self, name), f"{key}.{name}", 1)
+        _at_least(self.patch_size, f"{key}.patch_size", 8)
+        if self.model == "seed" and self.patch_size % 4:
+            raise ConfigError(f"{key}.patch_size: the seed model pools twice, so it must be a multiple of 4")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"{key}.learning_rate: {self.learning_rate!r} must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    train_sample: int = 4
+    compare_images: int = 3
+
+    def validate(self, key: str) -> None:
+        _at_least(self.train_sample, f"{key}.train_sample", 0)
+        _at_least(self.compare_images, f"{key}.compare_images", 0)
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig = field(default_factory=DataConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    reference: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+def _parse_value(raw, annotation, key: str, owner):
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if raw is None:
+            return None
+        return _parse_value(raw, options[0], key, owner)
+    if annotation is Levels:
+        low, high = NoiseConfig.LIMITS.get(key.rsplit(".", 1)[-1], (0.0, 255.0))
+        return Levels.parse(raw, key, low, high)
+    if annotation is bool:
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+        return raw
+    if annotation is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ConfigError(f"{key}: expected an integer, got {raw!r}")
+        return raw
+    if annotation is float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {raw!r}")
+        return float(raw)
+    if annotation is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{key}: expected a string, got {raw!r}")
+        return raw
+    raise TypeError(f"unsupported annotation {annotation!r} for {key}")
+
+
+def _parse_section(cls, raw, key: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key; allowed: {', '.join(names)}")
+    values = {name: _parse_value(raw[name], hints[name], f"{key}.{name}", cls) for name in names if name in raw}
+    section = cls(**values)
+    section.validate(key)
+    return section
+
+
+def parse_params(raw: dict) -> Params:
+    """Validate a params mapping (as read from params.yaml) into a Params object."""
+    if not isinstance(raw, dict):
+        raise ConfigError("params.yaml: expected a mapping of sections")
+    hints = typing.get_type_hints(Params)
+    sections = [f.name for f in dataclasses.fields(Params)]
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sections)}")
+    return Params(**{name: _parse_section(hints[name], raw.get(name), name) for name in sections})
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run from the repository root") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return parse_params(raw or {})

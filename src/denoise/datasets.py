@@ -1,0 +1,75 @@
+"""Data sets: decoding a source into a clean stack, and splitting it by whole image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import images
+from .config import DataConfig
+from .errors import ConfigError, DenoiseError
+from .storage import Stack, atomic_path, load_stack, save_stack
+
+
+def source_files(source: str) -> tuple[Path, list[Path]]:
+    """The folder and image files of a data source ('sample' or a folder)."""
+    if source == "sample":
+        folder = images.sample_folder()
+        return folder, [folder / name for name in images.SAMPLE_PHOTOS]
+    folder = Path(source)
+    return folder, images.find_images(folder)
+
+
+def prepare(source: str, config: DataConfig, key: str = "data.source") -> tuple[Stack, list[dict]]:
+    """Decode every image of `source` into a clean stack; undecodable files are skipped with a reason."""
+    folder, files = source_files(source)
+    stack, skipped = Stack(), []
+    for path in files:
+        name = path.relative_to(folder).as_posix()
+        try:
+            decoded = images.read_image(path)
+        except DenoiseError as error:
+            skipped.append({"name": name, "reason": str(error).split(": ", 1)[-1]})
+            continue
+        pixels = images.limit_size(images.to_channels(decoded.pixels, config.channels), config.max_side)
+        entry = {"name": name, "sha256": images.sha256_of(path), "height": pixels.shape[0], "width": pixels.shape[1]}
+        stack.append(entry, pixels)
+    if not len(stack):
+        raise ConfigError(f"{key}: no usable images in {source!r} (looked for {', '.join(images.IMAGE_SUFFIXES)})")
+    return stack, skipped
+
+
+def assign_split(names: list[str], test_fraction: float | None, val_fraction: float, seed: int) -> dict[str, str]:
+    """Assign whole images to train/val/test (test_fraction None: no test images here)."""
+    order = np.random.default_rng(seed).permutation(sorted(names))
+    n_test = 0 if test_fraction is None else max(1, round(len(order) * test_fraction))
+    n_val = max(1, round((len(order) - n_test) * val_fraction))
+    if len(order) - n_test - n_val < 1:
+        raise ConfigError(f"split: {len(order)} images are too few to split into train, val and test")
+    sets = ["test"] * n_test + ["val"] * n_val + ["train"] * (len(order) - n_test - n_val)
+    return {str(name): part for name, part in zip(order, sets)}
+
+
+SPLIT_PARTS = ("train", "val", "test")
+
+
+def write_split(path: str | Path, clean: Stack, noisy: Stack, parts: dict[str, str], test: tuple[Stack, Stack] | None) -> dict[str, int]:
+    """Write {train,val,test}/{clean,noisy} stacks under `path` atomically; returns image counts."""
+    counts = {}
+    with atomic_path(path) as tmp:
+        for part in SPLIT_PARTS:
+            if part == "test" and test is not None:
+                part_clean, part_noisy = test
+            else:
+                part_clean = clean.select(lambda e: parts[e["name"]] == part)
+                part_noisy = noisy.select(lambda e: parts[e["name"]] == part)
+            save_stack(tmp / part / "clean", part_clean, np.uint16)
+            save_stack(tmp / part / "noisy", part_noisy, np.float32)
+            counts[part] = len(part_clean)
+    return counts
+
+
+def load_split(path: str | Path, part: str) -> tuple[Stack, Stack]:
+    """The (clean, noisy) stacks of one part of a split."""
+    return load_stack(Path(path) / part / "clean"), load_stack(Path(path) / part / "noisy")

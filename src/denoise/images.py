@@ -1,0 +1,138 @@
+"""Reading and writing image files with Pillow: EXIF orientation, 8/16-bit, gray/RGB/alpha/palette."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import DenoiseError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+# Natural photos that ship inside scikit-image (no download). Synthetic, binary and tiny images,
+# and the right half of the motorcycle stereo pair (a near-copy of the left), are left out.
+SAMPLE_PHOTOS = (
+    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "coffee.png", "coins.png",
+    "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png", "motorcycle_left.png",
+    "page.png", "retina.jpg", "rocket.jpg",
+)
+# Refuse files claiming more pixels than this before decoding them (decompression bombs).
+MAX_PIXELS = 200_000_000
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+@dataclass
+class Decoded:
+    """An image as floats in [0, 1]: `pixels` is H×W×C (C = 1 or 3); alpha, if any, is kept apart."""
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int
+    mode: str
+    format: str | None
+
+
+def sample_folder() -> Path:
+    import skimage.data
+
+    return Path(skimage.data.__file__).parent
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """Image files below `folder` (recursive), sorted by their path relative to it."""
+    folder = Path(folder)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def sha256_of(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_image(path: str | Path) -> Decoded:
+    """Decode an image file; raises DenoiseError naming the file and the reason."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
+            try:
+                with Image.open(path) as image:
+                    image.load()
+                    file_format = image.format
+                    image = ImageOps.exif_transpose(image)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DenoiseError(f"{path}: refused: claims more than {MAX_PIXELS:,} pixels (decompression bomb?)") from None
+    except FileNotFoundError:
+        raise DenoiseError(f"{path}: no such file") from None
+    except Exception as error:  # Pillow raises many types for corrupt data
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DenoiseError(f"{path}: cannot decode image ({reason})") from None
+    return _to_float(image, file_format)
+
+
+def _to_float(image: Image.Image, file_format: str | None) -> Decoded:
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES or mode == "F":
+        pixels = np.asarray(image, dtype=np.float32)[..., None] / 65535.0
+        return Decoded(np.clip(pixels, 0, 1), None, 16, mode, file_format)
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    if array.ndim == 2:
+        array = array[..., None]
+    alpha = None
+    if image.mode in ("LA", "RGBA"):
+        array, alpha = array[..., :-1], np.asarray(image)[..., -1].copy()
+    return Decoded(array, alpha, 8, mode, file_format)
+
+
+def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """Convert H×W×C floats to gray (ITU-R 601 luma, as Pillow) or RGB."""
+    if pixels.shape[-1] == channels:
+        return pixels
+    if channels == 1:
+        return (pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    return np.repeat(pixels, 3, axis=-1)
+
+
+def limit_size(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downscale (Lanczos, per channel in float) so the longest side is at most max_side."""
+    height, width = pixels.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return pixels
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    planes = [np.asarray(Image.fromarray(pixels[..., c]).resize(size, Image.Resampling.LANCZOS)) for c in range(pixels.shape[-1])]
+    return np.clip(np.stack(planes, axis=-1), 0.0, 1.0)
+
+
+def to_uint(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Floats in [0, 1] to rounded 8- or 16-bit integers."""
+    top, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    return np.round(np.clip(pixels, 0.0, 1.0) * top).astype(dtype)
+
+
+def encode(pixels: np.ndarray, alpha: np.ndarray | None = None, bit_depth: int = 8) -> Image.Image:
+    """Build a Pillow image from H×W×C floats (C = 1 or 3), an optional 8-bit alpha, at 8 or 16 bits."""
+    channels = pixels.shape[-1]
+    if bit_depth == 16:
+        if channels != 1 or alpha is not None:
+            raise DenoiseError("16-bit output is supported for gray images without alpha only")
+        return Image.fromarray(to_uint(pixels[..., 0], 16), mode="I;16")
+    array = to_uint(pixels, 8)
+    if alpha is not None:
+        array = np.concatenate([array, alpha[..., None].astype(np.uint8)], axis=-1)
+        return Image.fromarray(array, mode="LA" if channels == 1 else "RGBA")
+    return Image.fromarray(array[..., 0] if channels == 1 else array, mode="L" if channels == 1 else "RGB")

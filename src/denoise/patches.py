@@ -1,0 +1,80 @@
+"""Training batches cut on the fly with tf.data: random patches, flips and rotations, and
+optionally fresh noise per batch, all stateless so that any batch can be recreated from its number."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from .config import Levels, NoiseConfig, TrainConfig
+from .errors import ConfigError
+from .noise import add_noise, derive_seed, sample_levels
+from .storage import Stack
+
+
+def _padded(images_: list[np.ndarray]) -> np.ndarray:
+    height = max(i.shape[0] for i in images_)
+    width = max(i.shape[1] for i in images_)
+    out = np.zeros((len(images_), height, width, images_[0].shape[-1]), np.float32)
+    for k, image in enumerate(images_):
+        out[k, : image.shape[0], : image.shape[1]] = image
+    return out
+
+
+def _dihedral(batch: tf.Tensor, seed) -> tf.Tensor:
+    """Apply one of the 8 flips/90° rotations to each square patch, chosen per patch."""
+    flips = tf.random.stateless_uniform([3, tf.shape(batch)[0]], seed, 0, 2, dtype=tf.int32) > 0
+    mask = lambda m: m[:, None, None, None]  # noqa: E731
+    batch = tf.where(mask(flips[0]), tf.reverse(batch, [1]), batch)
+    batch = tf.where(mask(flips[1]), tf.reverse(batch, [2]), batch)
+    return tf.where(mask(flips[2]), tf.transpose(batch, [0, 2, 1, 3]), batch)
+
+
+def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig, first_step: int, steps: int) -> tf.data.Dataset:
+    """(noisy, clean) batches number first_step … first_step+steps-1. Batch b depends only on the
+    seed and b, so an interrupted run that resumes at step b sees exactly the data it would have."""
+    size = config.patch_size
+    usable = [i for i, image in enumerate(clean.images) if min(image.shape[:2]) >= size]
+    if not usable:
+        raise ConfigError(f"train.patch_size: {size} is larger than every training image")
+    index_of = {clean.entries[i]["name"]: k for k, i in enumerate(usable)}
+    clean_images = tf.constant(_padded([clean.images[i] for i in usable]))
+    if config.fresh_noise:
+        pair_clean = np.arange(len(usable))
+        pair_source = clean_images
+        levels: Levels = config.fresh_levels or noise.levels
+    else:
+        kept = [k for k, entry in enumerate(noisy.entries) if entry["name"] in index_of]
+        pair_clean = np.array([index_of[noisy.entries[k]["name"]] for k in kept])
+        pair_source = tf.constant(_padded([noisy.images[k] for k in kept]))
+    sizes = tf.constant([clean.images[usable[c]].shape[:2] for c in pair_clean], tf.int32)
+    pair_clean = tf.constant(pair_clean, tf.int32)
+    base = tf.constant(derive_seed("patches", config.seed), tf.int64)
+    offsets = tf.range(size)
+
+    def make_batch(step):
+        seeds = tf.random.experimental.stateless_split(tf.stack([base[0], step]), 5)
+        pick = tf.random.stateless_uniform([config.batch_size], seeds[0], 0, len(sizes), dtype=tf.int32)
+        room = tf.cast(tf.gather(sizes, pick) - size + 1, tf.float32)
+        corner = tf.cast(tf.random.stateless_uniform([config.batch_size, 2], seeds[1]) * room, tf.int32)
+        rows = corner[:, 0, None, None] + offsets[None, :, None]
+        cols = corner[:, 1, None, None] + offsets[None, None, :]
+        rows, cols = tf.broadcast_to(rows, [config.batch_size, size, size]), tf.broadcast_to(cols, [config.batch_size, size, size])
+        which = tf.broadcast_to(pick[:, None, None], tf.shape(rows))
+        both = tf.gather_nd(clean_images, tf.stack([tf.gather(pair_clean, which), rows, cols], -1))
+        if not config.fresh_noise:
+            source = tf.gather_nd(pair_source, tf.stack([which, rows, cols], -1))
+            both = tf.concat([both, source], -1)
+        if config.augment:
+            both = _dihedral(both, seeds[2])
+        channels = clean_images.shape[-1]
+        target = both[..., :channels]
+        if config.fresh_noise:
+            level = sample_levels(levels, config.batch_size, seeds[3])[:, None, None, None]
+            inputs = add_noise(target, noise.type, level, seeds[4], noise.clip)
+        else:
+            inputs = both[..., channels:]
+        return inputs, target
+
+    steps_ds = tf.data.Dataset.range(first_step, first_step + steps)
+    return steps_ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,81 @@
+"""Full-image inference: pad to what the model needs and crop back, optionally over overlapping
+tiles blended with a smooth window, so memory is bounded by the tile size and no seam shows."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from .models import size_multiple
+
+
+def _pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    pad = ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0))
+    return np.pad(image, pad, mode="symmetric")
+
+
+def _run(model: keras.Model, batch: np.ndarray) -> np.ndarray:
+    return np.asarray(model(batch, training=False), dtype=np.float32)
+
+
+def predict(model: keras.Model, image: np.ndarray) -> np.ndarray:
+    """Denoise one H×W×C image in a single pass."""
+    height, width = image.shape[:2]
+    multiple = size_multiple(model)
+    padded = _pad_to(image, math.ceil(height / multiple) * multiple, math.ceil(width / multiple) * multiple)
+    return _run(model, padded[None])[0, :height, :width]
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def _window(tile: int, overlap: int) -> np.ndarray:
+    """1-D blending weights: a raised-cosine ramp over the overlap, flat in between, never zero."""
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / overlap) if overlap else np.ones(0)
+    weights = np.ones(tile, dtype=np.float32)
+    weights[:overlap] = ramp
+    weights[tile - overlap :] = np.minimum(weights[tile - overlap :], ramp[::-1])
+    return weights
+
+
+def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overlap: int = 32, batch_size: int = 4, progress=None) -> np.ndarray:
+    """Denoise one H×W×C image tile by tile; equals `predict` up to the network's edge effects.
+
+    `overlap` should exceed the network's receptive-field radius. `progress`, if given, is called
+    with the number of tiles done after each batch.
+    """
+    height, width, channels = image.shape
+    if height <= tile and width <= tile:
+        return predict(model, image)
+    multiple = size_multiple(model)
+    tile = max(multiple, tile // multiple * multiple)
+    overlap = min(overlap, tile // 2)
+    step = tile - overlap
+    ys, xs = _starts(height, tile, step), _starts(width, tile, step)
+    window = _window(tile, overlap)
+    total = np.zeros((height, width, channels), np.float32)
+    weight = np.zeros((height, width, 1), np.float32)
+    positions = [(y, x) for y in ys for x in xs]
+    for first in range(0, len(positions), batch_size):
+        chunk = positions[first : first + batch_size]
+        tiles = np.stack([_pad_to(image[y : y + tile, x : x + tile], tile, tile) for y, x in chunk])
+        for (y, x), out in zip(chunk, _run(model, tiles)):
+            h, w = min(tile, height - y), min(tile, width - x)
+            wy = window[:h] if y > 0 else np.maximum(window[:h], np.arange(h) < overlap)
+            wx = window[:w] if x > 0 else np.maximum(window[:w], np.arange(w) < overlap)
+            if y + tile >= height:
+                wy = np.maximum(wy, np.arange(h) >= h - overlap)
+            if x + tile >= width:
+                wx = np.maximum(wx, np.arange(w) >= w - overlap)
+            blend = (wy[:, None] * wx[None, :])[..., None]
+            total[y : y + h, x : x + w] += out[:h, :w] * blend
+            weight[y : y + h, x : x + w] += blend
+        if progress:
+            progress(len(chunk))
+    return total / weight
