@@ -7,6 +7,7 @@ INSTALLED := $(VENV)/.installed
 BM3D := $(VENV)/.installed-bm3d
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PYTHONUNBUFFERED := 1
 
 .PHONY: repro test install bm3d clean-venv
 

@@ -34,7 +34,7 @@ def score(clean: Stack, noisy: Stack, estimates: dict[str, list[np.ndarray]]) ->
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Mean PSNR/SSIM per group (noise level) and method: {group: {method: {psnr, ssim, images}}}."""
+    """Mean PSNR/SSIM per group (noise level) and method: {group: {method: {psnr, ssim}}}."""
     buckets = defaultdict(list)
     for row in rows:
         buckets[row["group"], row["method"]].append(row)
@@ -43,7 +43,6 @@ def summarize(rows: list[dict]) -> dict:
         summary[group][method] = {
             "psnr": round(float(np.mean([r["psnr"] for r in items])), 3),
             "ssim": round(float(np.mean([r["ssim"] for r in items])), 4),
-            "images": len(items),
         }
     return dict(summary)
 
@@ -103,7 +102,10 @@ def _write_comparisons(folder: Path, clean: Stack, noisy: Stack, estimates: dict
     scores = {(r["name"], r["group"], r["method"]): r["psnr"] for r in rows}
     with atomic_path(folder) as tmp:
         tmp.mkdir()
-        for k, entry in enumerate(noisy.entries[:count]):
+        chosen = list(dict.fromkeys(entry["name"] for entry in noisy.entries))[:count]
+        for k, entry in enumerate(noisy.entries):
+            if entry["name"] not in chosen:
+                continue
             panels = [("clean", truth[entry["name"]])]
             for method, outputs in {"noisy": noisy.images, "baseline": estimates["baseline"], "model": estimates["model"]}.items():
                 panels.append((f"{method} {scores[entry['name'], entry['group'], method]:.2f} dB", outputs[k]))

@@ -130,9 +130,9 @@ def encode(pixels: np.ndarray, alpha: np.ndarray | None = None, bit_depth: int =
     if bit_depth == 16:
         if channels != 1 or alpha is not None:
             raise DenoiseError("16-bit output is supported for gray images without alpha only")
-        return Image.fromarray(to_uint(pixels[..., 0], 16), mode="I;16")
+        return Image.fromarray(to_uint(pixels[..., 0], 16))
     array = to_uint(pixels, 8)
     if alpha is not None:
         array = np.concatenate([array, alpha[..., None].astype(np.uint8)], axis=-1)
-        return Image.fromarray(array, mode="LA" if channels == 1 else "RGBA")
-    return Image.fromarray(array[..., 0] if channels == 1 else array, mode="L" if channels == 1 else "RGB")
+        return Image.fromarray(array)
+    return Image.fromarray(array[..., 0] if channels == 1 else array)

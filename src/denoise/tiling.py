@@ -36,18 +36,22 @@ def _starts(length: int, tile: int, step: int) -> list[int]:
 
 
 def _window(tile: int, overlap: int) -> np.ndarray:
-    """1-D blending weights: a raised-cosine ramp over the overlap, flat in between, never zero."""
-    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5) / overlap) if overlap else np.ones(0)
+    """1-D blending weights. Over each overlap, the first third is weight 0 (those pixels see the
+    tile's padding), the middle third a raised-cosine crossfade, the last third weight 1, so two
+    neighbours' weights sum to 1 and no output pixel depends on a tile edge."""
+    margin = overlap // 3
+    fade = overlap - 2 * margin
+    ramp = np.concatenate([np.zeros(margin), 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade), np.ones(margin)])
     weights = np.ones(tile, dtype=np.float32)
     weights[:overlap] = ramp
     weights[tile - overlap :] = np.minimum(weights[tile - overlap :], ramp[::-1])
     return weights
 
 
-def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overlap: int = 32, batch_size: int = 4, progress=None) -> np.ndarray:
+def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overlap: int = 64, batch_size: int = 4, progress=None) -> np.ndarray:
     """Denoise one H×W×C image tile by tile; equals `predict` up to the network's edge effects.
 
-    `overlap` should exceed the network's receptive-field radius. `progress`, if given, is called
+    `overlap` should be at least three times the network's receptive-field radius. `progress`, if given, is called
     with the number of tiles done after each batch.
     """
     height, width, channels = image.shape

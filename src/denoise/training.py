@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import keras
@@ -106,7 +107,7 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
     live = Live(str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
     callbacks = [ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
     if start < config.epochs:
-        model.fit(data, epochs=config.epochs, initial_epoch=start, steps_per_epoch=config.steps_per_epoch, callbacks=callbacks, verbose=1)
+        model.fit(data, epochs=config.epochs, initial_epoch=start, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     live.end()
     with atomic_path(model_path) as tmp:
         shutil.copyfile(checkpoint_dir / "best.keras", tmp)

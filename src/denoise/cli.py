@@ -1,0 +1,198 @@
+"""The `denoise` command: clean your own photos, of any size, with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from . import images  # noqa: E402
+from .errors import DenoiseError  # noqa: E402
+from .storage import atomic_path  # noqa: E402
+
+FORMATS = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp"}
+PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+EXAMPLES = """examples:
+  denoise photo.jpg -o photo-clean.jpg
+  denoise holiday/ -o holiday-clean/ --tile 768
+  denoise scan.tif -o scan-clean.png --format png --model models/model.keras
+  denoise noisy.png -o clean.png --sigma auto
+
+exit status: 0 when every file was written; 1 when any file failed or was skipped; 2 for bad arguments."""
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="denoise",
+        description="Remove noise from photos with a trained convolutional network. Files of any size are processed in "
+        "overlapping tiles, so memory stays bounded. Outputs keep each input's size, mode (gray, RGB, alpha, 8/16-bit) "
+        "and format, and are written atomically; inputs are never overwritten.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (png, jpg, tif, bmp) or folders, searched recursively")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (for one input file) or folder (mirrors the input tree)")
+    parser.add_argument("--model", default="models/model.keras", help="trained .keras model (default: the pipeline's models/model.keras)")
+    parser.add_argument("--sigma", default=None, metavar="N|auto", help="noise level in 8-bit units for models that take one; 'auto' estimates it per image (wavelet estimator) and prints it")
+    parser.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in pixels (default 512); memory grows with N²")
+    parser.add_argument("--overlap", type=int, default=64, metavar="N", help="overlap between tiles in pixels (default 64)")
+    parser.add_argument("--batch", type=int, default=4, metavar="N", help="tiles per forward pass (default 4)")
+    parser.add_argument("--format", choices=sorted(FORMATS), help="write this format instead of each input's own")
+    parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (inputs are never replaced)")
+    args = parser.parse_args(argv)
+    if args.sigma not in (None, "auto"):
+        try:
+            args.sigma = float(args.sigma)
+        except ValueError:
+            parser.error(f"--sigma: expected a number or 'auto', got {args.sigma!r}")
+        if not 0 <= args.sigma <= 255:
+            parser.error("--sigma: must be between 0 and 255")
+    if args.tile < 32:
+        parser.error("--tile: must be at least 32")
+    if not 0 <= args.overlap < args.tile // 2:
+        parser.error("--overlap: must be between 0 and half the tile")
+    if args.batch < 1:
+        parser.error("--batch: must be at least 1")
+    return args
+
+
+def plan_jobs(inputs: list[str], output: str, file_format: str | None) -> list[Job]:
+    """Map inputs to output paths: one file to a file, anything else into a folder mirroring the inputs."""
+    sources = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = images.find_images(path)
+            if not found:
+                raise DenoiseError(f"{path}: no images in this folder ({', '.join(images.IMAGE_SUFFIXES)})")
+            sources += [(p, p.relative_to(path)) for p in found]
+        elif path.exists():
+            sources.append((path, Path(path.name)))
+        else:
+            raise DenoiseError(f"{path}: no such file or folder")
+    out = Path(output)
+    single = len(inputs) == 1 and Path(inputs[0]).is_file() and not out.is_dir()
+    jobs = [Job(src, out if single else out / rel) for src, rel in sources]
+    if file_format:
+        jobs = [Job(j.source, j.target.with_suffix(FORMATS[file_format])) for j in jobs]
+    return jobs
+
+
+class Denoiser:
+    """A loaded model plus the conversions between a file's channels and the model's."""
+
+    def __init__(self, model_path: str, tile: int, overlap: int, batch: int):
+        from . import models
+
+        self.model = models.load_model(model_path)
+        self.channels = models.model_channels(self.model)
+        if self.channels not in (1, 3):
+            raise DenoiseError(f"{model_path}: the model takes {self.channels} channels; only gray (1) or RGB (3) models can be used")
+        self.tile, self.overlap, self.batch = tile, overlap, batch
+        self.notes: set[str] = set()
+
+    def __call__(self, pixels: np.ndarray, progress=None) -> np.ndarray:
+        from .tiling import predict_tiled
+
+        def run(image):
+            return predict_tiled(self.model, image, self.tile, self.overlap, self.batch, progress)
+
+        if pixels.shape[-1] == self.channels:
+            return run(pixels)
+        if self.channels == 1:
+            self.notes.add("gray model on a color image: each channel is denoised on its own")
+            return np.concatenate([run(pixels[..., c : c + 1]) for c in range(pixels.shape[-1])], axis=-1)
+        self.notes.add("color model on a gray image: denoised as RGB with equal channels, then averaged back to gray")
+        return run(np.repeat(pixels, 3, axis=-1)).mean(axis=-1, keepdims=True)
+
+    def tiles_for(self, pixels: np.ndarray) -> int:
+        height, width, channels = pixels.shape
+        step = self.tile - self.overlap
+        count = lambda n: 1 if n <= self.tile else -(-(n - self.tile) // step) + 1  # noqa: E731
+        per_plane = 1 if height <= self.tile and width <= self.tile else count(height) * count(width)
+        return per_plane * (channels if self.channels == 1 and channels != 1 else 1)
+
+
+def estimate_sigma(pixels: np.ndarray) -> float:
+    """Noise σ in 8-bit units from the finest wavelet sub-band (Donoho's MAD estimator)."""
+    from skimage.restoration import estimate_sigma as wavelet_sigma
+
+    return float(np.mean(wavelet_sigma(pixels, channel_axis=-1))) * 255.0
+
+
+def write_output(decoded: images.Decoded, pixels: np.ndarray, target: Path) -> None:
+    suffix = target.suffix.lower()
+    pillow_format = PILLOW_FORMATS.get(suffix)
+    if pillow_format is None:
+        raise DenoiseError(f"{target}: unsupported output suffix; use one of {', '.join(PILLOW_FORMATS)}")
+    bit_depth = decoded.bit_depth
+    if bit_depth == 16 and pillow_format not in ("PNG", "TIFF"):
+        raise DenoiseError(f"{target}: a 16-bit image can only be written as png or tiff")
+    if decoded.alpha is not None and pillow_format in ("JPEG", "BMP"):
+        raise DenoiseError(f"{target}: {pillow_format} cannot hold the alpha channel; use png or tiff")
+    image = images.encode(pixels, decoded.alpha, bit_depth)
+    options = {"quality": 95} if pillow_format == "JPEG" else {}
+    with atomic_path(target) as tmp:
+        image.save(tmp, format=pillow_format, **options)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        jobs = plan_jobs(args.inputs, args.output, args.format)
+        denoiser = Denoiser(args.model, args.tile, args.overlap, args.batch)
+    except DenoiseError as error:
+        print(f"denoise: {error}", file=sys.stderr)
+        return 2
+    inputs = {job.source.resolve() for job in jobs}
+    done = skipped = failed = 0
+    megapixels, started = 0.0, time.perf_counter()
+    for job in tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2, file=sys.stderr):
+        if job.target.resolve() in inputs:
+            tqdm.write(f"skipped {job.source}: the output {job.target} is an input; never overwritten", file=sys.stderr)
+            skipped += 1
+            continue
+        if job.target.exists() and not args.overwrite:
+            tqdm.write(f"skipped {job.source}: {job.target} exists (use --overwrite to replace it)", file=sys.stderr)
+            skipped += 1
+            continue
+        try:
+            decoded = images.read_image(job.source)
+            if args.sigma == "auto":
+                tqdm.write(f"{job.source}: estimated noise sigma {estimate_sigma(decoded.pixels):.1f} (8-bit units); "
+                           "this model is blind, so the estimate is informational", file=sys.stderr)
+            tiles = denoiser.tiles_for(decoded.pixels)
+            with tqdm(total=tiles, desc=job.source.name, unit="tile", leave=False, disable=tiles < 4, file=sys.stderr) as bar:
+                clean = denoiser(decoded.pixels, progress=bar.update)
+            write_output(decoded, clean, job.target)
+        except DenoiseError as error:
+            tqdm.write(f"failed {error}", file=sys.stderr)
+            failed += 1
+            continue
+        done += 1
+        megapixels += decoded.pixels.shape[0] * decoded.pixels.shape[1] / 1e6
+    if isinstance(args.sigma, float):
+        print("note: this model is blind (it takes no noise level); --sigma was not used", file=sys.stderr)
+    for note in sorted(denoiser.notes):
+        print(f"note: {note}", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    print(f"done {done}, skipped {skipped}, failed {failed}; {megapixels:.2f} megapixels in {seconds:.1f} s ({megapixels / max(seconds, 1e-9):.2f} MP/s)")
+    return 0 if skipped == failed == 0 else 1
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,71 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from denoise.config import Levels, load_params, parse_params
+from denoise.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def defaults():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_committed_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.noise.levels == Levels(values=(25.0,))
+    assert params.reference.model == "seed"
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("train", "lossy", 1, "train.lossy: unknown key"),
+        ("train", "epochs", "ten", "train.epochs: expected an integer"),
+        ("train", "epochs", 0, "train.epochs: 0 is too small"),
+        ("noise", "sigma", -5, "noise.sigma: -5 is out of range"),
+        ("noise", "sigma", {"min": 30, "max": 10}, "noise.sigma: min (30) must not exceed max (10)"),
+        ("split", "test_fraction", 1.0, "split.test_fraction: 1.0 must be strictly between 0 and 1"),
+        ("split", "test_fraction", 0, "split.test_fraction: 0.0 must be strictly between 0 and 1"),
+        ("train", "model", "unet9000", "train.model: unknown value 'unet9000'; allowed: seed, dncnn"),
+        ("train", "loss", "huber", "train.loss: unknown value 'huber'; allowed: bce, mse, l1"),
+        ("noise", "type", "pink", "noise.type: unknown value 'pink'"),
+        ("data", "source", "/no/such/folder", "data.source: '/no/such/folder' is not a folder"),
+        ("data", "channels", 2, "data.channels: unknown value 2; allowed: 1, 3"),
+        ("train", "fresh_noise", "yes", "train.fresh_noise: expected true or false"),
+    ],
+)
+def test_invalid_values_name_the_key(section, key, value, message):
+    raw = defaults()
+    raw[section][key] = value
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        parse_params(raw)
+
+
+def test_levels_forms():
+    raw = defaults()
+    raw["noise"]["sigma"] = [15, 25, 50]
+    assert parse_params(raw).noise.levels.values == (15.0, 25.0, 50.0)
+    raw["noise"]["sigma"] = {"min": 0, "max": 55}
+    levels = parse_params(raw).noise.levels
+    assert levels.is_range and levels.bounds == (0.0, 55.0) and levels.label(12.3) == "0-55"
+
+
+def test_unknown_section():
+    with pytest.raises(ConfigError, match="^trian: unknown section"):
+        parse_params({**defaults(), "trian": {}})
+
+
+def test_stage_stops_with_one_line_error(tmp_path):
+    raw = defaults()
+    raw["noise"]["sigma"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: noise.sigma: -1 is out of range; allowed [0, 255]"]
+    assert not (tmp_path / "data").exists()

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from denoise.config import DataConfig, Levels, NoiseConfig, TrainConfig
+from denoise.datasets import assign_split, load_split, prepare, write_split
+from denoise.errors import ConfigError
+from denoise.noise import add_noise_to_stack
+from denoise.patches import patch_batches
+
+
+def write_photos(folder, count, size=(40, 30)):
+    rng = np.random.default_rng(0)
+    for k in range(count):
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(folder / f"img{k:02d}.png")
+
+
+def test_prepare_skips_undecodable_files_and_lists_them(tmp_path):
+    write_photos(tmp_path, 3)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    stack, skipped = prepare(str(tmp_path), DataConfig(source=str(tmp_path), channels=1, max_side=None))
+    assert [e["name"] for e in stack.entries] == ["img00.png", "img01.png", "img02.png"]
+    assert stack.images[0].shape == (30, 40, 1) and len(stack.entries[0]["sha256"]) == 64
+    assert [item["name"] for item in skipped] == ["broken.jpg"]
+    assert skipped[0]["reason"].startswith("cannot decode image")
+
+
+def test_no_usable_images_is_an_error(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"")
+    with pytest.raises(ConfigError, match="data.source: no usable images"):
+        prepare(str(tmp_path), DataConfig(source=str(tmp_path)))
+
+
+@pytest.mark.parametrize("count", [3, 16, 101])
+def test_split_is_disjoint_complete_and_seeded(count):
+    names = [f"n{k}" for k in range(count)]
+    parts = assign_split(names, 0.2, 0.1, seed=3)
+    assert sorted(parts) == sorted(names)
+    assert {"train", "val", "test"} == set(parts.values())
+    assert parts == assign_split(list(reversed(names)), 0.2, 0.1, seed=3)
+    if count > 20:
+        assert abs(list(parts.values()).count("test") - 0.2 * count) <= 1
+
+
+def test_split_keeps_every_noisy_copy_with_its_image(tmp_path):
+    write_photos(tmp_path, 6)
+    clean, _ = prepare(str(tmp_path), DataConfig(source=str(tmp_path), channels=1))
+    noisy = add_noise_to_stack(clean, NoiseConfig(sigma=Levels(values=(15.0, 50.0))))
+    parts = assign_split([e["name"] for e in clean.entries], 0.2, 0.1, 0)
+    write_split(tmp_path / "split", clean, noisy, parts, None)
+    seen = set()
+    for part in ("train", "val", "test"):
+        part_clean, part_noisy = load_split(tmp_path / "split", part)
+        names = {e["name"] for e in part_clean.entries}
+        assert {e["name"] for e in part_noisy.entries} == names and len(part_noisy) == 2 * len(names)
+        assert not names & seen
+        seen |= names
+    assert len(seen) == 6
+
+
+def test_patch_batches_are_a_function_of_the_step_number(tmp_path):
+    write_photos(tmp_path, 3, size=(50, 40))
+    clean, _ = prepare(str(tmp_path), DataConfig(source=str(tmp_path), channels=1))
+    noise = NoiseConfig()
+    config = TrainConfig(batch_size=4, patch_size=16)
+    whole = list(patch_batches(clean, add_noise_to_stack(clean, noise), config, noise, 0, 4))
+    resumed = list(patch_batches(clean, add_noise_to_stack(clean, noise), config, noise, 2, 2))
+    noisy, target = whole[0]
+    assert noisy.shape == target.shape == (4, 16, 16, 1)
+    assert 10 < (noisy - target).numpy().std() * 255 < 40
+    for (a, b), (c, d) in zip(whole[2:], resumed):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    assert not np.array_equal(whole[0][0], whole[1][0])
+
+
+def test_stored_noise_pairs_crop_the_same_place(tmp_path):
+    write_photos(tmp_path, 2, size=(50, 40))
+    clean, _ = prepare(str(tmp_path), DataConfig(source=str(tmp_path), channels=1))
+    noise = NoiseConfig(sigma=Levels(values=(0.0,)))  # zero noise: input must equal target exactly
+    batches = patch_batches(clean, add_noise_to_stack(clean, noise), TrainConfig(batch_size=8, patch_size=16, fresh_noise=False), noise, 0, 2)
+    for noisy, target in batches:
+        np.testing.assert_allclose(noisy, target, atol=1e-6)

@@ -1,0 +1,47 @@
+import hashlib
+
+import numpy as np
+import pytest
+
+from denoise.storage import Stack, atomic_path, load_stack, save_stack
+
+
+def digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_stack_round_trip_any_sizes(tmp_path, smooth_image):
+    stack = Stack()
+    stack.append({"name": "a", "level": 25.0}, smooth_image(17, 23))
+    stack.append({"name": "b/c.png"}, smooth_image(40, 8, channels=3))
+    save_stack(tmp_path / "s", stack, np.float32)
+    back = load_stack(tmp_path / "s")
+    assert back.entries == stack.entries
+    for a, b in zip(stack.images, back.images):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["index.json", "pixels.npy"]
+
+
+def test_16_bit_stack_keeps_16_bit_precision(tmp_path):
+    image = (np.arange(0, 65536, 16, dtype=np.float32) / 65535.0).reshape(64, 64, 1)
+    save_stack(tmp_path / "s", Stack([{"name": "ramp"}], [image]), np.uint16)
+    np.testing.assert_allclose(load_stack(tmp_path / "s").images[0], image, atol=0.5 / 65535)
+
+
+def test_rewrite_is_byte_identical(tmp_path, smooth_image):
+    stack = Stack([{"name": "a"}], [smooth_image()])
+    save_stack(tmp_path / "s", stack, np.uint16)
+    first = digest(tmp_path / "s")
+    save_stack(tmp_path / "s", stack, np.uint16)
+    assert digest(tmp_path / "s") == first
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from denoise import metrics, models, tiling
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = models.dncnn(1, 5, 8)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.2, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("height, width", [(150, 170), (61, 200), (97, 97)])
+def test_tiled_equals_untiled(model, smooth_image, height, width):
+    image = smooth_image(height, width)
+    whole = tiling.predict(model, image)
+    tiled = tiling.predict_tiled(model, image, tile=48, overlap=16, batch_size=3)
+    assert tiled.shape == image.shape
+    assert metrics.psnr(whole, tiled) > 60  # 0.05 dB of any realistic PSNR
+    np.testing.assert_allclose(tiled, whole, atol=2e-3)
+
+
+def test_tiles_report_progress(model, smooth_image):
+    done = []
+    tiling.predict_tiled(model, smooth_image(100, 100), tile=48, overlap=8, batch_size=2, progress=done.append)
+    assert sum(done) == 9
+
+
+def test_seed_model_tiles_with_its_size_multiple(smooth_image):
+    seed = models.seed_model(1)
+    image = smooth_image(90, 75)
+    tiled = tiling.predict_tiled(seed, image, tile=50, overlap=16)
+    assert tiled.shape == image.shape
+    assert metrics.psnr(tiling.predict(seed, image), tiled) > 40
