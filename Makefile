@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv
+.PHONY: repro test install bm3d clean-venv bench-cli figure
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,11 @@ test: $(INSTALLED)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Speed and memory of the `denoise` command on this machine (needs the trained model: make repro).
+bench-cli: $(INSTALLED)
+	$(BIN)/python bench/cli_bench.py
+
+# The README's before/after picture, made with the `denoise` command and the trained model.
+figure: $(INSTALLED)
+	$(BIN)/python docs/make_figure.py

@@ -1,0 +1,69 @@
+"""Benchmark the `denoise` command: megapixels per second and peak memory on this machine.
+
+Usage: python bench/cli_bench.py [--model models/model.keras]
+Inputs are made from scikit-image's bundled photos plus Gaussian noise (σ = 25), in a temp folder.
+Peak RSS comes from /usr/bin/time -v around each command.
+"""
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+
+def noisy(image: np.ndarray, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(np.clip(np.round(image + rng.normal(0, 25, image.shape)), 0, 255).astype(np.uint8))
+
+
+def make_inputs(folder: Path) -> dict[str, list[str]]:
+    gray = np.asarray(Image.fromarray(data.camera()).resize((481, 321)), dtype=np.float64)
+    noisy(gray, 0).save(folder / "gray_481x321.png")
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((4000, 3000), Image.Resampling.BICUBIC), dtype=np.float64)
+    noisy(photo, 1).save(folder / "rgb_4000x3000.png")
+    small = folder / "small"
+    small.mkdir()
+    coffee = np.asarray(Image.fromarray(data.coffee()).resize((160, 120)), dtype=np.float64)
+    for k in range(50):
+        noisy(coffee, 10 + k).save(small / f"img{k:02d}.png")
+    return {
+        "481×321 gray": [str(folder / "gray_481x321.png"), "-o", str(folder / "out_gray.png")],
+        "4000×3000 RGB": [str(folder / "rgb_4000x3000.png"), "-o", str(folder / "out_rgb.png")],
+        "50 × 160×120 RGB (folder)": [str(small), "-o", str(folder / "out_small")],
+    }
+
+
+def run(args: list[str], model: str) -> tuple[str, float]:
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "denoise.cli", *args, "--model", model, "--overwrite"]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{result.stderr[-2000:]}")
+    summary = [line for line in result.stdout.splitlines() if line.startswith("done ")][-1]
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+    return summary, rss_kb / 1024**2
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/model.keras")
+    args = parser.parse_args()
+    print(f"`denoise` on {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {args.model}\n")
+    print("| input | megapixels/s (processing) | peak RSS (GB) | summary line |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, cli_args in make_inputs(Path(tmp)).items():
+            summary, rss = run(cli_args, args.model)
+            rate = re.search(r"\(([\d.]+) MP/s\)", summary).group(1)
+            print(f"| {label} | {rate} | {rss:.2f} | {summary} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
