@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,26 @@ bench-cli: $(INSTALLED)
 # The README's before/after picture, made with the `denoise` command and the trained model.
 figure: $(INSTALLED)
 	$(BIN)/python docs/make_figure.py
+
+# report.md: params/metrics diff, curves and comparison images against BASE (default: merge base with main).
+BASE ?= $(shell git merge-base HEAD main 2>/dev/null || echo HEAD)
+report: $(INSTALLED)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m denoise.report --base $(BASE) --out report.md
+
+# What CI runs on each change: fetch the remote's cache (run-cache too, so unchanged stages are
+# restored rather than recomputed), reproduce what changed, push the results back.
+retrain: $(INSTALLED)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc pull --run-cache --allow-missing
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc push --run-cache
+
+# A local-directory DVC remote beside the checkout, to try push/pull without cloud credentials.
+REMOTE_DIR ?= $(CURDIR)/../denoise-dvc-remote
+remote-demo: $(INSTALLED)
+	mkdir -p $(REMOTE_DIR)
+	$(BIN)/dvc remote add --local --force -d demo $(REMOTE_DIR)
+	$(BIN)/dvc push
+
+# CI only: post report.md on the pull request, updating the one comment CML keeps there.
+pr-comment:
+	cml comment update --target=pr report.md

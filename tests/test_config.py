@@ -16,8 +16,9 @@ def defaults():
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def test_committed_params_are_valid():
-    params = load_params(ROOT / "params.yaml")
+def test_committed_params_are_valid(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    params = load_params("params.yaml")
     assert params.noise.levels == Levels(values=(25.0,))
     assert params.reference.model == "seed"
 
@@ -35,19 +36,22 @@ def test_committed_params_are_valid():
         ("train", "model", "unet9000", "train.model: unknown value 'unet9000'; allowed: seed, dncnn"),
         ("train", "loss", "huber", "train.loss: unknown value 'huber'; allowed: bce, mse, l1"),
         ("noise", "type", "pink", "noise.type: unknown value 'pink'"),
-        ("data", "source", "/no/such/folder", "data.source: '/no/such/folder' is not a folder"),
+        ("data", "source", "/no/such/folder", "data.source: '/no/such/folder' is neither a folder of images nor a .txt list"),
+        ("split", "test_source", "params.yaml", "split.test_source: 'params.yaml' is neither a folder"),
         ("data", "channels", 2, "data.channels: unknown value 2; allowed: 1, 3"),
         ("train", "fresh_noise", "yes", "train.fresh_noise: expected true or false"),
     ],
 )
-def test_invalid_values_name_the_key(section, key, value, message):
+def test_invalid_values_name_the_key(section, key, value, message, monkeypatch):
+    monkeypatch.chdir(ROOT)
     raw = defaults()
     raw[section][key] = value
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
         parse_params(raw)
 
 
-def test_levels_forms():
+def test_levels_forms(monkeypatch):
+    monkeypatch.chdir(ROOT)
     raw = defaults()
     raw["noise"]["sigma"] = [15, 25, 50]
     assert parse_params(raw).noise.levels.values == (15.0, 25.0, 50.0)
@@ -56,13 +60,15 @@ def test_levels_forms():
     assert levels.is_range and levels.bounds == (0.0, 55.0) and levels.label(12.3) == "0-55"
 
 
-def test_unknown_section():
+def test_unknown_section(monkeypatch):
+    monkeypatch.chdir(ROOT)
     with pytest.raises(ConfigError, match="^trian: unknown section"):
         parse_params({**defaults(), "trian": {}})
 
 
 def test_stage_stops_with_one_line_error(tmp_path):
     raw = defaults()
+    raw["data"]["source"] = str(ROOT / "data" / "sample.txt")
     raw["noise"]["sigma"] = -1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     result = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=tmp_path, capture_output=True, text=True)

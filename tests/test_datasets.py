@@ -1,12 +1,17 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from denoise import images
 from denoise.config import DataConfig, Levels, NoiseConfig, TrainConfig
-from denoise.datasets import assign_split, load_split, prepare, write_split
+from denoise.datasets import assign_split, load_split, prepare, source_files, write_split
 from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
 from denoise.patches import patch_batches
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_photos(folder, count, size=(40, 30)):
@@ -23,6 +28,14 @@ def test_prepare_skips_undecodable_files_and_lists_them(tmp_path):
     assert stack.images[0].shape == (30, 40, 1) and len(stack.entries[0]["sha256"]) == 64
     assert [item["name"] for item in skipped] == ["broken.jpg"]
     assert skipped[0]["reason"].startswith("cannot decode image")
+
+
+def test_bundled_photo_list_ships_with_the_install(tmp_path):
+    folder, files = source_files(str(ROOT / "data" / "sample.txt"))
+    assert len(files) == 16 and all(f.is_file() for f in files) and folder == images.sample_folder()
+    (tmp_path / "list.txt").write_text("camera.png  # a comment\n\nnot_there.png\n")
+    with pytest.raises(ConfigError, match="data.source: .* lists 'not_there.png', which scikit-image does not ship"):
+        source_files(str(tmp_path / "list.txt"))
 
 
 def test_no_usable_images_is_an_error(tmp_path):

@@ -71,6 +71,3 @@ def test_find_images_is_recursive_and_sorted(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in images.find_images(tmp_path)] == ["a/c.JPG", "b.png", "z.tif"]
 
 
-def test_sample_photos_ship_with_the_install():
-    folder = images.sample_folder()
-    assert all((folder / name).is_file() for name in images.SAMPLE_PHOTOS)

@@ -1,46 +1,11 @@
 """End to end: the real `dvc repro` on tiny settings in a temporary copy of the repository."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "data": {"max_side": 64},
-    "noise": {"sigma": [15, 50]},
-    "baseline": {"method": "nlm"},
-    "train": {"depth": 3, "width": 8, "epochs": 2, "steps_per_epoch": 4, "batch_size": 4, "patch_size": 24},
-    "reference": {"epochs": 1, "steps_per_epoch": 3, "batch_size": 4, "patch_size": 24},
-    "evaluate": {"train_sample": 2, "compare_images": 1},
-}
-
-
-def run(cwd, *args):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
-
-def dvc(cwd, *args):
-    return run(cwd, sys.executable, "-m", "dvc", *args)
-
-
-def stages_run(output):
-    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
-
-
-def write_params(repo, **changes):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in changes.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+from tiny_repo import dvc, make_repo, stages_run, write_params
 
 
 def locked_outs(repo, stages):
@@ -50,16 +15,7 @@ def locked_outs(repo, stages):
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("pipeline")
-    for name in ("stages", "src", ".dvc"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    write_params(repo, **TINY)
-    run(repo, "git", "init", "-q")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
-    return repo
+    return make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="denoise",
         description="Remove noise from photos with a trained convolutional network. Files of any size are processed in "
-        "overlapping tiles, so memory stays bounded. Outputs keep each input's size, mode (gray, RGB, alpha, 8/16-bit) "
+        "overlapping tiles, so memory stays bounded. Outputs keep each input's size, mode (gray, RGB, alpha; 16-bit gray stays 16-bit) "
         "and format, and are written atomically; inputs are never overwritten.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -100,9 +100,15 @@ def _fraction(value: float, key: str) -> None:
         raise ConfigError(f"{key}: {value!r} must be strictly between 0 and 1")
 
 
+def _source_path(source: str, key: str) -> None:
+    path = Path(source)
+    if not (path.is_dir() or (path.is_file() and path.suffix == ".txt")):
+        raise ConfigError(f"{key}: {source!r} is neither a folder of images nor a .txt list of bundled photos")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "sample"
+    source: str = "data/sample.txt"
     channels: int = 3
     max_side: int | None = 512
 
@@ -110,8 +116,7 @@ class DataConfig:
         _choice(self.channels, f"{key}.channels", (1, 3))
         if self.max_side is not None:
             _at_least(self.max_side, f"{key}.max_side", 16)
-        if self.source != "sample" and not Path(self.source).is_dir():
-            raise ConfigError(f"{key}.source: {self.source!r} is not a folder; use 'sample' or an existing folder")
+        _source_path(self.source, f"{key}.source")
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,8 @@ class SplitConfig:
     def validate(self, key: str) -> None:
         _fraction(self.test_fraction, f"{key}.test_fraction")
         _fraction(self.val_fraction, f"{key}.val_fraction")
-        if self.test_source is not None and not Path(self.test_source).is_dir():
-            raise ConfigError(f"{key}.test_source: {self.test_source!r} is not a folder")
+        if self.test_source is not None:
+            _source_path(self.test_source, f"{key}.test_source")
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,24 @@ from .errors import ConfigError, DenoiseError
 from .storage import Stack, atomic_path, load_stack, save_stack
 
 
-def source_files(source: str) -> tuple[Path, list[Path]]:
-    """The folder and image files of a data source ('sample' or a folder)."""
-    if source == "sample":
-        folder = images.sample_folder()
-        return folder, [folder / name for name in images.SAMPLE_PHOTOS]
-    folder = Path(source)
-    return folder, images.find_images(folder)
+def source_files(source: str, key: str = "data.source") -> tuple[Path, list[Path]]:
+    """The folder and image files of a data source: a folder (searched recursively), or a .txt
+    list of photos bundled with scikit-image, one file name per line (# starts a comment)."""
+    path = Path(source)
+    if path.is_dir():
+        return path, images.find_images(path)
+    folder = images.sample_folder()
+    names = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    files = [folder / name for name in names if name]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise ConfigError(f"{key}: {source} lists {missing[0]!r}, which scikit-image does not ship in {folder}")
+    return folder, files
 
 
 def prepare(source: str, config: DataConfig, key: str = "data.source") -> tuple[Stack, list[dict]]:
     """Decode every image of `source` into a clean stack; undecodable files are skipped with a reason."""
-    folder, files = source_files(source)
+    folder, files = source_files(source, key)
     stack, skipped = Stack(), []
     for path in files:
         name = path.relative_to(folder).as_posix()

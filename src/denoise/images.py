@@ -13,13 +13,6 @@ from PIL import Image, ImageOps
 from .errors import DenoiseError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-# Natural photos that ship inside scikit-image (no download). Synthetic, binary and tiny images,
-# and the right half of the motorcycle stereo pair (a near-copy of the left), are left out.
-SAMPLE_PHOTOS = (
-    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "coffee.png", "coins.png",
-    "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png", "motorcycle_left.png",
-    "page.png", "retina.jpg", "rocket.jpg",
-)
 # Refuse files claiming more pixels than this before decoding them (decompression bombs).
 MAX_PIXELS = 200_000_000
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")

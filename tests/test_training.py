@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from denoise import models, training
+from denoise.config import Levels, NoiseConfig, TrainConfig
+from denoise.noise import add_noise_to_stack
+from denoise.storage import Stack
+
+CONFIG = TrainConfig(depth=3, width=8, epochs=3, steps_per_epoch=3, batch_size=4, patch_size=16, mixed_precision="float32")
+NOISE = NoiseConfig(sigma=Levels(values=(25.0,)))
+
+
+def pairs(smooth_image, names, seed):
+    clean = Stack([{"name": n, "sha256": f"hash-{n}"} for n in names], [smooth_image(40, 48, seed=seed + k) for k in range(len(names))])
+    return clean, add_noise_to_stack(clean, NOISE)
+
+
+def run(tmp_path, smooth_image):
+    return training.train(CONFIG, NOISE, pairs(smooth_image, ["a", "b", "c"], 0), pairs(smooth_image, ["v"], 10),
+                          model_path=tmp_path / "model.keras", live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
+
+
+def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch):
+    straight = run(tmp_path / "straight", smooth_image)
+    save = training.Checkpoint.on_epoch_end
+
+    def killed_after_second_epoch(self, epoch, logs=None):
+        save(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(training.Checkpoint, "on_epoch_end", killed_after_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", smooth_image)
+    assert not (tmp_path / "resumed" / "model.keras").exists()
+    monkeypatch.setattr(training.Checkpoint, "on_epoch_end", save)
+    resumed = run(tmp_path / "resumed", smooth_image)
+    assert resumed["epochs_done"] == straight["epochs_done"] == 3
+    assert resumed["best_val_psnr"] == pytest.approx(straight["best_val_psnr"], abs=0.01)
+    a = models.load_model(tmp_path / "straight" / "model.keras").get_weights()
+    b = models.load_model(tmp_path / "resumed" / "model.keras").get_weights()
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+    assert not list((tmp_path / "resumed" / "ckpt").glob("*.keras"))  # checkpoints removed once complete
+
+
+def test_a_completed_run_retrains_from_scratch(tmp_path, smooth_image):
+    first = run(tmp_path, smooth_image)
+    assert first["complete"] and first["precision"] == "float32"
+    again = run(tmp_path, smooth_image)  # a completed run is never resumed: `dvc repro --force` retrains
+    assert again["best_val_psnr"] == pytest.approx(first["best_val_psnr"], abs=1e-6)
