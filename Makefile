@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,3 +65,8 @@ remote-demo: $(INSTALLED)
 # CI only: post report.md on the pull request, updating the one comment CML keeps there.
 pr-comment:
 	cml comment update --target=pr report.md
+
+# The DnCNN benchmark (train400 → BSD68, Set12 at σ 15/25/50) through the real pipeline; ~50 min here.
+DATA ?= $(CURDIR)/../shared/datasets
+bench: $(BM3D)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA)

@@ -1,8 +1,7 @@
 """Stage split: whole images into train / val / test (or test from a separate folder)."""
 
 from denoise.config import load_params
-from denoise.datasets import assign_split, prepare, write_split
-from denoise.noise import add_noise_to_stack
+from denoise.datasets import assign_split, prepare_test_sets, write_split
 from denoise.errors import exit_on_error
 from denoise.storage import load_stack
 
@@ -18,8 +17,7 @@ def main():
         test = None
     else:
         parts = assign_split(names, None, config.val_fraction, config.seed)
-        test_clean, _ = prepare(config.test_source, params.data, key="split.test_source")
-        test = (test_clean, add_noise_to_stack(test_clean, params.noise))
+        test = prepare_test_sets(config.test_source, params.data, params.noise)
     counts = write_split("data/split", clean, noisy, parts, test)
     print("split (images): " + ", ".join(f"{part} {n}" for part, n in counts.items()))
 

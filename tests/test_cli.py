@@ -49,6 +49,19 @@ def test_round_trip_keeps_size_mode_and_pixels(tmp_path, gray_model, mode, suffi
     np.testing.assert_array_equal(np.asarray(out), np.asarray(reference))  # identity model: bit-exact, alpha too
 
 
+@pytest.mark.parametrize("suffix, file_format", [(".png", "PNG"), (".tif", "TIFF")])
+def test_16_bit_rgba_keeps_16_bits_and_alpha(tmp_path, gray_model, suffix, file_format):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 65536, (21, 17, 3), dtype=np.uint16)
+    alpha = rng.integers(0, 65536, (21, 17), dtype=np.uint16)
+    images.save_image(tmp_path / f"in{suffix}", pixels / 65535.0, alpha, 16, file_format)
+    assert cli.main([str(tmp_path / f"in{suffix}"), "-o", str(tmp_path / f"out{suffix}"), "--model", gray_model]) == 0
+    out = images.read_image(tmp_path / f"out{suffix}")
+    assert out.bit_depth == 16
+    np.testing.assert_array_equal(images.to_uint(out.pixels, 16), pixels)
+    np.testing.assert_array_equal(out.alpha, alpha)
+
+
 def test_color_model_on_gray_photo_says_what_it_does(tmp_path, color_model, capsys):
     photo("L").save(tmp_path / "g.png")
     assert cli.main([str(tmp_path / "g.png"), "-o", str(tmp_path / "o.png"), "--model", color_model]) == 0

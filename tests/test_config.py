@@ -60,6 +60,18 @@ def test_levels_forms(monkeypatch):
     assert levels.is_range and levels.bounds == (0.0, 55.0) and levels.label(12.3) == "0-55"
 
 
+def test_test_source_takes_one_folder_or_a_list(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    raw = defaults()
+    raw["split"]["test_source"] = str(tmp_path)
+    assert parse_params(raw).split.test_source == (str(tmp_path),)
+    raw["split"]["test_source"] = [str(tmp_path), "tests"]
+    assert parse_params(raw).split.test_source == (str(tmp_path), "tests")
+    raw["split"]["test_source"] = [3]
+    with pytest.raises(ConfigError, match=r"^split\.test_source: expected a path or a list of paths"):
+        parse_params(raw)
+
+
 def test_unknown_section(monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(ConfigError, match="^trian: unknown section"):

@@ -6,7 +6,7 @@ from PIL import Image
 
 from denoise import images
 from denoise.config import DataConfig, Levels, NoiseConfig, TrainConfig
-from denoise.datasets import assign_split, load_split, prepare, source_files, write_split
+from denoise.datasets import assign_split, load_split, prepare, prepare_test_sets, source_files, write_split
 from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
 from denoise.patches import patch_batches
@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_photos(folder, count, size=(40, 30)):
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for k in range(count):
         Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(folder / f"img{k:02d}.png")
@@ -69,6 +70,14 @@ def test_split_keeps_every_noisy_copy_with_its_image(tmp_path):
         assert not names & seen
         seen |= names
     assert len(seen) == 6
+
+
+def test_separate_test_sets_are_named_in_every_entry(tmp_path):
+    write_photos(tmp_path / "bsd", 2)
+    write_photos(tmp_path / "set", 1)
+    clean, noisy = prepare_test_sets([str(tmp_path / "bsd"), str(tmp_path / "set")], DataConfig(channels=1), NoiseConfig(sigma=Levels(values=(15.0, 25.0))))
+    assert [e["name"] for e in clean.entries] == ["bsd/img00.png", "bsd/img01.png", "set/img00.png"]
+    assert [(e["set"], e["level"]) for e in noisy.entries] == [("bsd", 15.0), ("bsd", 25.0)] * 2 + [("set", 15.0), ("set", 25.0)]
 
 
 def test_patch_batches_are_a_function_of_the_step_number(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tiny_repo import ROOT, commit, dvc, make_repo, run, stages_run, write_params
+from tiny_repo import ROOT, commit, dvc, make, make_repo, run, stages_run, write_params
 
 ALL_STAGES = {"prepare", "noise", "split", "baseline", "train", "train_reference", "evaluate"}
 
@@ -44,7 +44,7 @@ def repo(tmp_path_factory):
 
 
 def test_report_shows_params_and_metric_changes(repo):
-    run(repo, "make", "report", "BASE=HEAD~1")
+    make(repo, "report", "BASE=HEAD~1")
     report = (repo / "report.md").read_text()
     assert ["params.yaml", "train.loss", "l1", "mse"] in table_rows(report)
     old = json.loads(run(repo, "git", "show", "HEAD~1:eval/metrics.json"))
@@ -61,7 +61,7 @@ def test_report_shows_params_and_metric_changes(repo):
 
 def test_report_against_a_base_without_metrics_says_so(repo):
     first = run(repo, "git", "rev-list", "--max-parents=0", "HEAD").strip()
-    run(repo, "make", "report", f"BASE={first}")
+    make(repo, "report", f"BASE={first}")
     assert "has no committed metrics" in (repo / "report.md").read_text()
 
 
@@ -72,7 +72,7 @@ def test_push_clone_then_retrain_has_nothing_to_do(repo, tmp_path):
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     (clone / ".venv").symlink_to(ROOT / ".venv")
-    output = run(clone, "make", "retrain")  # what CI runs: pull, repro, push
+    output = make(clone, "retrain")  # what CI runs: pull, repro, push
     assert "dvc pull --run-cache" in output and stages_run(output) == []
     for path in ("models/model.keras", "models/reference.keras", "eval/metrics.json", "data/split/test/noisy/pixels.npy"):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path

@@ -8,10 +8,24 @@ from denoise.errors import DenoiseError
 
 def test_16_bit_gray_round_trip(tmp_path):
     values = np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32)
-    images.encode(values[..., None] / 65535.0, bit_depth=16).save(tmp_path / "g16.png")
+    images.save_image(tmp_path / "g16.png", values[..., None] / 65535.0, None, 16, "PNG")
     decoded = images.read_image(tmp_path / "g16.png")
     assert decoded.bit_depth == 16
     np.testing.assert_array_equal(images.to_uint(decoded.pixels[..., 0], 16), values)
+
+
+@pytest.mark.parametrize("suffix, file_format", [(".png", "PNG"), (".tif", "TIFF")])
+@pytest.mark.parametrize("channels, with_alpha", [(3, False), (3, True), (1, True)])
+def test_16_bit_color_and_alpha_round_trip(tmp_path, suffix, file_format, channels, with_alpha):
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 65536, (9, 13, channels), dtype=np.uint16)
+    alpha = rng.integers(0, 65536, (9, 13), dtype=np.uint16) if with_alpha else None
+    images.save_image(tmp_path / f"c16{suffix}", values / 65535.0, alpha, 16, file_format)
+    decoded = images.read_image(tmp_path / f"c16{suffix}")
+    assert decoded.bit_depth == 16 and decoded.pixels.shape == (9, 13, channels)
+    np.testing.assert_array_equal(images.to_uint(decoded.pixels, 16), values)
+    if with_alpha:
+        np.testing.assert_array_equal(decoded.alpha, alpha)
 
 
 def test_8_bit_rgb_and_alpha_round_trip(tmp_path, smooth_image):

@@ -70,3 +70,8 @@ def make_repo(path: Path, **changes) -> Path:
     run(path, "git", "init", "-q", "-b", "main")
     commit(path, "tiny pipeline")
     return path
+
+
+def make(repo, *args):
+    """Run a make target in a tiny repo without (re)installing into the project's linked .venv."""
+    return run(repo, "make", "-o", ".venv/.installed", "-o", ".venv/.installed-bm3d", *args)

@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="denoise",
         description="Remove noise from photos with a trained convolutional network. Files of any size are processed in "
-        "overlapping tiles, so memory stays bounded. Outputs keep each input's size, mode (gray, RGB, alpha; 16-bit gray stays 16-bit) "
+        "overlapping tiles, so memory stays bounded. Outputs keep each input's size, mode (gray, RGB, alpha, 8/16-bit) "
         "and format, and are written atomically; inputs are never overwritten.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,15 +139,11 @@ def write_output(decoded: images.Decoded, pixels: np.ndarray, target: Path) -> N
     pillow_format = PILLOW_FORMATS.get(suffix)
     if pillow_format is None:
         raise DenoiseError(f"{target}: unsupported output suffix; use one of {', '.join(PILLOW_FORMATS)}")
-    bit_depth = decoded.bit_depth
-    if bit_depth == 16 and pillow_format not in ("PNG", "TIFF"):
-        raise DenoiseError(f"{target}: a 16-bit image can only be written as png or tiff")
     if decoded.alpha is not None and pillow_format in ("JPEG", "BMP"):
         raise DenoiseError(f"{target}: {pillow_format} cannot hold the alpha channel; use png or tiff")
-    image = images.encode(pixels, decoded.alpha, bit_depth)
     options = {"quality": 95} if pillow_format == "JPEG" else {}
     with atomic_path(target) as tmp:
-        image.save(tmp, format=pillow_format, **options)
+        images.save_image(tmp, pixels, decoded.alpha, decoded.bit_depth, pillow_format, **options)
 
 
 def main(argv=None) -> int:

@@ -146,22 +146,24 @@ class NoiseConfig:
 class SplitConfig:
     test_fraction: float = 0.2
     val_fraction: float = 0.1
-    test_source: str | None = None
+    test_source: tuple[str, ...] | None = None
     seed: int = 0
 
     def validate(self, key: str) -> None:
         _fraction(self.test_fraction, f"{key}.test_fraction")
         _fraction(self.val_fraction, f"{key}.val_fraction")
-        if self.test_source is not None:
-            _source_path(self.test_source, f"{key}.test_source")
+        for source in self.test_source or ():
+            _source_path(source, f"{key}.test_source")
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
     method: str = "auto"
+    workers: int = 1
 
     def validate(self, key: str) -> None:
         _choice(self.method, f"{key}.method", BASELINES)
+        _at_least(self.workers, f"{key}.workers", 1)
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,11 @@ def _parse_value(raw, annotation, key: str, owner):
         if raw is None:
             return None
         return _parse_value(raw, options[0], key, owner)
+    if origin is tuple:  # a list of strings; a single string is a list of one
+        items = raw if isinstance(raw, list) else [raw]
+        if not items or not all(isinstance(item, str) for item in items):
+            raise ConfigError(f"{key}: expected a path or a list of paths, got {raw!r}")
+        return tuple(items)
     if annotation is Levels:
         low, high = NoiseConfig.LIMITS.get(key.rsplit(".", 1)[-1], (0.0, 255.0))
         return Levels.parse(raw, key, low, high)

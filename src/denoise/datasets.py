@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import images
-from .config import DataConfig
+from .config import DataConfig, NoiseConfig
 from .errors import ConfigError, DenoiseError
 from .storage import Stack, atomic_path, load_stack, save_stack
 
@@ -44,6 +44,21 @@ def prepare(source: str, config: DataConfig, key: str = "data.source") -> tuple[
     if not len(stack):
         raise ConfigError(f"{key}: no usable images in {source!r} (looked for {', '.join(images.IMAGE_SUFFIXES)})")
     return stack, skipped
+
+
+def prepare_test_sets(folders, data: DataConfig, noise: NoiseConfig) -> tuple[Stack, Stack]:
+    """Clean and noisy stacks of one or more separate test folders; each entry names its set."""
+    from .noise import add_noise_to_stack  # TensorFlow: imported only when test folders are used
+
+    clean, noisy = Stack(), Stack()
+    for folder in folders:
+        name = Path(folder).name
+        part, _ = prepare(folder, data, key="split.test_source")
+        part = Stack([{**entry, "name": f"{name}/{entry['name']}", "set": name} for entry in part.entries], part.images)
+        for stack, add in ((clean, part), (noisy, add_noise_to_stack(part, noise))):
+            for entry, image in zip(add.entries, add.images):
+                stack.append({**entry, "set": name}, image)
+    return clean, noisy
 
 
 def assign_split(names: list[str], test_fraction: float | None, val_fraction: float, seed: int) -> dict[str, str]:

@@ -27,20 +27,22 @@ def score(clean: Stack, noisy: Stack, estimates: dict[str, list[np.ndarray]]) ->
         reference = truth[entry["name"]]
         for method, outputs in {"noisy": noisy.images, **estimates}.items():
             rows.append({
-                "name": entry["name"], "group": entry["group"], "level": entry["level"], "method": method,
+                "name": entry["name"], "set": entry.get("set"), "group": entry["group"], "level": entry["level"], "method": method,
                 "psnr": round(metrics.psnr(reference, outputs[k]), 4), "ssim": round(metrics.ssim(reference, outputs[k]), 4),
             })
     return rows
 
 
-def summarize(rows: list[dict]) -> dict:
-    """Mean PSNR/SSIM per group (noise level) and method: {group: {method: {psnr, ssim}}}."""
+def summarize(rows: list[dict], level_key: str) -> dict:
+    """Mean PSNR/SSIM per test set and noise level, and method:
+    {"[set.]sigma_25": {method: {psnr, ssim}}}."""
     buckets = defaultdict(list)
     for row in rows:
-        buckets[row["group"], row["method"]].append(row)
+        key = f"{row['set']}.{level_key}_{row['group']}" if row.get("set") else f"{level_key}_{row['group']}"
+        buckets[key, row["method"]].append(row)
     summary: dict = defaultdict(dict)
-    for (group, method), items in buckets.items():
-        summary[group][method] = {
+    for (key, method), items in buckets.items():
+        summary[key][method] = {
             "psnr": round(float(np.mean([r["psnr"] for r in items])), 3),
             "ssim": round(float(np.mean([r["ssim"] for r in items])), 4),
         }
@@ -79,13 +81,13 @@ def evaluate(test: tuple[Stack, Stack], train: tuple[Stack, Stack], baseline: St
     for name, model in loaded.items():
         estimates[name] = [tiling.predict(model, image) for image in noisy.images]
     rows = score(clean, noisy, estimates)
-    summary = {f"{level_key}_{group}": methods for group, methods in summarize(rows).items()}
+    summary = summarize(rows, level_key)
     sample = Stack(train[1].entries[: config.train_sample], train[1].images[: config.train_sample])
     train_rows = score(train[0], sample, {"model": [tiling.predict(loaded["model"], image) for image in sample.images]})
-    train_summary = summarize([r for r in train_rows if r["method"] == "model"])
+    train_summary = summarize([r for r in train_rows if r["method"] == "model"], level_key)
     write_json(out_dir / "metrics.json", {
         "test": summary,
-        "train_sample": {f"{level_key}_{g}": v for g, v in train_summary.items()},
+        "train_sample": train_summary,
         "baseline_method": baseline.entries[0]["method"] if len(baseline) else "none",
     })
     write_json(out_dir / "per_image.json", {"test": rows, "train_sample": train_rows})
@@ -109,5 +111,5 @@ def _write_comparisons(folder: Path, clean: Stack, noisy: Stack, estimates: dict
             panels = [("clean", truth[entry["name"]])]
             for method, outputs in {"noisy": noisy.images, "baseline": estimates["baseline"], "model": estimates["model"]}.items():
                 panels.append((f"{method} {scores[entry['name'], entry['group'], method]:.2f} dB", outputs[k]))
-            stem = Path(entry["name"]).stem.replace("/", "_")
+            stem = Path(entry["name"]).with_suffix("").as_posix().replace("/", "_")
             comparison_panel(panels).save(tmp / f"{stem}_{level_key}{entry['group']}.png")

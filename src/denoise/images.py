@@ -49,6 +49,14 @@ def read_image(path: str | Path) -> Decoded:
     """Decode an image file; raises DenoiseError naming the file and the reason."""
     path = Path(path)
     try:
+        wide = _read_16_bit_color(path)
+    except DenoiseError:
+        raise
+    except Exception as error:
+        raise DenoiseError(f"{path}: cannot decode image ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+    if wide is not None:
+        return wide
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
@@ -67,6 +75,38 @@ def read_image(path: str | Path) -> Decoded:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DenoiseError(f"{path}: cannot decode image ({reason})") from None
     return _to_float(image, file_format)
+
+
+def _read_16_bit_color(path: Path) -> Decoded | None:
+    """16-bit color PNG and TIFF, which Pillow would cut to 8 bits, decoded with pypng / tifffile."""
+    with open(path, "rb") as handle:
+        head = handle.read(32)
+    array = None
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 4, 6):
+        import png
+
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        _refuse_bomb(path, width * height)
+        array, file_format = np.vstack(list(rows)).reshape(height, width, info["planes"]), "PNG"
+    elif head[:4] in (b"II*\x00", b"MM\x00*"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            if page.bitspersample == 16 and page.samplesperpixel in (2, 3, 4):
+                _refuse_bomb(path, page.imagewidth * page.imagelength)
+                array, file_format = page.asarray(), "TIFF"
+    if array is None:
+        return None
+    pixels = array.astype(np.float32) / 65535.0
+    colors = 1 if array.shape[-1] == 2 else 3
+    alpha = array[..., colors].copy() if array.shape[-1] in (2, 4) else None
+    return Decoded(pixels[..., :colors], alpha, 16, f"{'LA' if colors == 1 else 'RGB'}{'A' if colors == 3 and alpha is not None else ''};16", file_format)
+
+
+def _refuse_bomb(path: Path, pixels: int) -> None:
+    if pixels > MAX_PIXELS:
+        raise DenoiseError(f"{path}: refused: claims more than {MAX_PIXELS:,} pixels (decompression bomb?)")
 
 
 def _to_float(image: Image.Image, file_format: str | None) -> Decoded:
@@ -117,15 +157,35 @@ def to_uint(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(np.clip(pixels, 0.0, 1.0) * top).astype(dtype)
 
 
-def encode(pixels: np.ndarray, alpha: np.ndarray | None = None, bit_depth: int = 8) -> Image.Image:
-    """Build a Pillow image from H×W×C floats (C = 1 or 3), an optional 8-bit alpha, at 8 or 16 bits."""
-    channels = pixels.shape[-1]
-    if bit_depth == 16:
-        if channels != 1 or alpha is not None:
-            raise DenoiseError("16-bit output is supported for gray images without alpha only")
-        return Image.fromarray(to_uint(pixels[..., 0], 16))
+def encode(pixels: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    """An 8-bit Pillow image from H×W×C floats (C = 1 or 3) and an optional 8-bit alpha."""
     array = to_uint(pixels, 8)
     if alpha is not None:
         array = np.concatenate([array, alpha[..., None].astype(np.uint8)], axis=-1)
-        return Image.fromarray(array)
-    return Image.fromarray(array[..., 0] if channels == 1 else array)
+    return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+
+
+def save_image(path: str | Path, pixels: np.ndarray, alpha: np.ndarray | None, bit_depth: int, file_format: str, **options) -> None:
+    """Write H×W×C floats at 8 or 16 bits (16: PNG or TIFF), with alpha copied as given."""
+    path = Path(path)
+    if bit_depth == 8:
+        encode(pixels, alpha).save(path, format=file_format, **options)
+        return
+    if file_format not in ("PNG", "TIFF"):
+        raise DenoiseError(f"{path}: a 16-bit image can only be written as png or tiff")
+    array = to_uint(pixels, 16)
+    if alpha is not None:
+        array = np.concatenate([array, alpha[..., None].astype(np.uint16)], axis=-1)
+    if array.shape[-1] == 1:
+        Image.fromarray(array[..., 0]).save(path, format=file_format)
+    elif file_format == "PNG":
+        import png
+
+        mode = {2: "LA", 3: "RGB", 4: "RGBA"}[array.shape[-1]] + ";16"
+        png.from_array(array.reshape(array.shape[0], -1), mode=mode).save(str(path))
+    else:
+        import tifffile
+
+        photometric = "minisblack" if array.shape[-1] == 2 else "rgb"
+        extra = ["unassalpha"] if array.shape[-1] in (2, 4) else None
+        tifffile.imwrite(path, array, photometric=photometric, extrasamples=extra)

@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -65,13 +66,15 @@ class Checkpoint(keras.callbacks.Callback):
     def __init__(self, folder: Path, fingerprint: str, state: dict):
         super().__init__()
         self.folder, self.fingerprint, self.state = folder, fingerprint, state
+        self.started, self.earlier_seconds = time.perf_counter(), state.get("train_seconds", 0.0)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs["val_psnr"] > self.state.get("best_val_psnr", -np.inf):
             self._save(self.folder / "best.keras")
             self.state.update(best_val_psnr=logs["val_psnr"], best_epoch=epoch + 1)
         self._save(self.folder / "last.keras")
-        self.state.update(fingerprint=self.fingerprint, epochs_done=epoch + 1, complete=False)
+        seconds = round(self.earlier_seconds + time.perf_counter() - self.started, 1)  # resumed runs add up
+        self.state.update(fingerprint=self.fingerprint, epochs_done=epoch + 1, complete=False, train_seconds=seconds)
         write_json(self.folder / "state.json", self.state)
 
     def _save(self, path: Path):

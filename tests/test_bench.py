@@ -1,0 +1,36 @@
+"""`make bench` end to end on tiny stand-ins for train400, BSD68 and Set12 (real data: make bench)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from tiny_repo import ROOT, TINY, env
+
+
+def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
+    rng = np.random.default_rng(0)
+    for name, count, size in (("train400", 8, (48, 40)), ("bsd68", 2, (40, 32)), ("set12", 2, (32, 32))):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for k in range(count):
+            y, x = np.mgrid[0 : size[1], 0 : size[0]]
+            image = 128 + 90 * np.sin(x / rng.uniform(2, 6) + y / rng.uniform(2, 6))
+            Image.fromarray(image.astype(np.uint8)).save(tmp_path / "data" / name / f"{k:03d}.png")
+    preset = yaml.safe_load((ROOT / "bench" / "preset.yaml").read_text())
+    for section in ("train", "reference", "evaluate"):
+        preset[section].update(TINY[section])
+    preset["baseline"] = {"method": "nlm", "workers": 2}
+    preset["split"]["val_fraction"] = 0.2
+    (tmp_path / "preset.yaml").write_text(yaml.safe_dump(preset))
+    command = [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--data", str(tmp_path / "data"), "--work", str(tmp_path / "work"),
+               "--preset", str(tmp_path / "preset.yaml"), "--out", str(tmp_path / "results.md")]
+    result = subprocess.run(command, env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = [line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| method | BSD68 σ15 | BSD68 σ25 | BSD68 σ50 | Set12 σ15")
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["noisy input", "BM3D (baseline stage)", "seed model (original design)", "DnCNN-17 blind (ours)"]
+    noisy = [float(cell.split("/")[0]) for cell in rows[1].split("|")[2:8]]
+    assert noisy[0] > noisy[1] > noisy[2] and noisy[3] > noisy[4] > noisy[5]  # noisier input scores lower
+    assert rows[4].split("|")[-2].strip().endswith("×")
