@@ -166,3 +166,11 @@ def test_help_documents_options_with_examples(capsys):
     text = capsys.readouterr().out
     for option in ("--model", "--sigma", "--tile", "--overwrite", "--format", "examples:"):
         assert option in text
+
+
+def test_tile_count_matches_the_tiles_denoised(gray_model):
+    denoiser = cli.Denoiser(gray_model, tile=48, overlap=15, batch=2)
+    pixels = np.random.default_rng(3).random((100, 130, 3)).astype(np.float32)
+    done = []
+    denoiser(pixels, progress=done.append)
+    assert sum(done) == denoiser.tiles_for(pixels) == 3 * 12

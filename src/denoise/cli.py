@@ -120,10 +120,12 @@ class Denoiser:
         return run(np.repeat(pixels, 3, axis=-1)).mean(axis=-1, keepdims=True)
 
     def tiles_for(self, pixels: np.ndarray) -> int:
+        from .models import size_multiple
+        from .tiling import tile_grid
+
         height, width, channels = pixels.shape
-        step = self.tile - self.overlap
-        count = lambda n: 1 if n <= self.tile else -(-(n - self.tile) // step) + 1  # noqa: E731
-        per_plane = 1 if height <= self.tile and width <= self.tile else count(height) * count(width)
+        single = height <= self.tile and width <= self.tile
+        per_plane = 1 if single else len(tile_grid(height, width, self.tile, self.overlap, size_multiple(self.model))[2])
         return per_plane * (channels if self.channels == 1 and channels != 1 else 1)
 
 

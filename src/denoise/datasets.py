@@ -55,9 +55,11 @@ def prepare_test_sets(folders, data: DataConfig, noise: NoiseConfig) -> tuple[St
         name = Path(folder).name
         part, _ = prepare(folder, data, key="split.test_source")
         part = Stack([{**entry, "name": f"{name}/{entry['name']}", "set": name} for entry in part.entries], part.images)
-        for stack, add in ((clean, part), (noisy, add_noise_to_stack(part, noise))):
-            for entry, image in zip(add.entries, add.images):
-                stack.append({**entry, "set": name}, image)
+        part_noisy = add_noise_to_stack(part, noise)
+        clean.entries += part.entries
+        clean.images += part.images
+        noisy.entries += [{**entry, "set": name} for entry in part_noisy.entries]
+        noisy.images += part_noisy.images
     return clean, noisy
 
 

@@ -50,13 +50,8 @@ def read_image(path: str | Path) -> Decoded:
     path = Path(path)
     try:
         wide = _read_16_bit_color(path)
-    except DenoiseError:
-        raise
-    except Exception as error:
-        raise DenoiseError(f"{path}: cannot decode image ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
-    if wide is not None:
-        return wide
-    try:
+        if wide is not None:
+            return wide
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
@@ -67,14 +62,20 @@ def read_image(path: str | Path) -> Decoded:
                     image = ImageOps.exif_transpose(image)
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
+    except DenoiseError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DenoiseError(f"{path}: refused: claims more than {MAX_PIXELS:,} pixels (decompression bomb?)") from None
+        raise _bomb(path) from None
     except FileNotFoundError:
         raise DenoiseError(f"{path}: no such file") from None
-    except Exception as error:  # Pillow raises many types for corrupt data
+    except Exception as error:  # Pillow, pypng and tifffile raise many types for corrupt data
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DenoiseError(f"{path}: cannot decode image ({reason})") from None
     return _to_float(image, file_format)
+
+
+def _bomb(path: Path) -> DenoiseError:
+    return DenoiseError(f"{path}: refused: claims more than {MAX_PIXELS:,} pixels (decompression bomb?)")
 
 
 def _read_16_bit_color(path: Path) -> Decoded | None:
@@ -106,7 +107,7 @@ def _read_16_bit_color(path: Path) -> Decoded | None:
 
 def _refuse_bomb(path: Path, pixels: int) -> None:
     if pixels > MAX_PIXELS:
-        raise DenoiseError(f"{path}: refused: claims more than {MAX_PIXELS:,} pixels (decompression bomb?)")
+        raise _bomb(path)
 
 
 def _to_float(image: Image.Image, file_format: str | None) -> Decoded:

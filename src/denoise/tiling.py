@@ -48,6 +48,14 @@ def _window(tile: int, overlap: int) -> np.ndarray:
     return weights
 
 
+def tile_grid(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """The tile side (a multiple of `multiple`), the overlap, and the top-left corner of every tile."""
+    tile = max(multiple, tile // multiple * multiple)
+    overlap = min(overlap, tile // 2)
+    step = tile - overlap
+    return tile, overlap, [(y, x) for y in _starts(height, tile, step) for x in _starts(width, tile, step)]
+
+
 def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overlap: int = 64, batch_size: int = 4, progress=None) -> np.ndarray:
     """Denoise one H×W×C image tile by tile; equals `predict` up to the network's edge effects.
 
@@ -57,15 +65,10 @@ def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overla
     height, width, channels = image.shape
     if height <= tile and width <= tile:
         return predict(model, image)
-    multiple = size_multiple(model)
-    tile = max(multiple, tile // multiple * multiple)
-    overlap = min(overlap, tile // 2)
-    step = tile - overlap
-    ys, xs = _starts(height, tile, step), _starts(width, tile, step)
+    tile, overlap, positions = tile_grid(height, width, tile, overlap, size_multiple(model))
     window = _window(tile, overlap)
     total = np.zeros((height, width, channels), np.float32)
     weight = np.zeros((height, width, 1), np.float32)
-    positions = [(y, x) for y in ys for x in xs]
     for first in range(0, len(positions), batch_size):
         chunk = positions[first : first + batch_size]
         tiles = np.stack([_pad_to(image[y : y + tile, x : x + tile], tile, tile) for y, x in chunk])
