@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench levers
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,12 @@ pr-comment:
 	cml comment update --target=pr report.md
 
 # The DnCNN benchmark (train400 → BSD68, Set12 at σ 15/25/50) through the real pipeline; ~50 min here.
+# PRESET=bench/preset-gpu.yaml is the longer run for a GPU (results in bench/results-gpu.md).
 DATA ?= $(CURDIR)/../shared/datasets
+PRESET ?= bench/preset.yaml
 bench: $(BM3D)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA) --preset $(PRESET)
+
+# Training levers at equal training time (bench/levers.yaml → bench/levers.md), on the split `make bench` prepared; ~6 min a variant.
+levers: $(INSTALLED)
+	$(BIN)/python bench/levers.py

@@ -22,7 +22,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)
-ROWS = (("noisy", "noisy input"), ("baseline", "BM3D (baseline stage)"), ("reference", "seed model (original design)"), ("model", "DnCNN-17 blind (ours)"))
+
+
+def model_label(train: dict) -> str:
+    if train["model"] == "unet":
+        return f"U-Net {train['width']}–{train['width'] * 4}, {train['depth']} block/level, blind (ours)"
+    return f"DnCNN-{train['depth']}×{train['width']} blind (ours)"
 
 
 def merge(base: dict, preset: dict, data: Path) -> dict:
@@ -91,7 +96,9 @@ def table(work: Path, seconds: dict) -> str:
     header = [f"{s.upper() if s == 'bsd68' else 'Set12'} σ{sigma}" for s in SETS for sigma in SIGMAS]
     lines = ["| method | " + " | ".join(header) + " | training (min) | s per 481×321 image | speed vs BM3D |",
              "|---|" + "---|" * (len(header) + 3)]
-    for key, label in ROWS:
+    train_params = yaml.safe_load((work / "params.yaml").read_text())["train"]
+    rows = (("noisy", "noisy input"), ("baseline", "BM3D (baseline stage)"), ("reference", "seed model (original design)"), ("model", model_label(train_params)))
+    for key, label in rows:
         cells = [f"{metrics[f'{s}.sigma_{sigma}'][key]['psnr']:.2f} / {metrics[f'{s}.sigma_{sigma}'][key]['ssim']:.3f}" for s in SETS for sigma in SIGMAS]
         train = f"{minutes[key]:.1f}" if key in minutes else "–"
         speed = f"{seconds[key]:.2f}" if key in seconds else "–"
@@ -105,8 +112,11 @@ def main():
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"), help="folder holding train400, bsd68, set12")
     parser.add_argument("--work", default=str(ROOT / "bench" / "work"))
     parser.add_argument("--preset", default=str(ROOT / "bench" / "preset.yaml"))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
+    parser.add_argument("--out", help="default: bench/results.md, or bench/results-NAME.md for a preset-NAME.yaml")
     args = parser.parse_args()
+    if args.out is None:
+        suffix = Path(args.preset).stem.removeprefix("preset")
+        args.out = str(ROOT / "bench" / f"results{suffix}.md")
     data, work = Path(args.data).resolve(), Path(args.work).resolve()
     for name in ("train400", "bsd68", "set12"):
         if not (data / name).is_dir():

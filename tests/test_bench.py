@@ -30,7 +30,19 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = [line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| method | BSD68 σ15 | BSD68 σ25 | BSD68 σ50 | Set12 σ15")
-    assert [row.split("|")[1].strip() for row in rows[1:]] == ["noisy input", "BM3D (baseline stage)", "seed model (original design)", "DnCNN-17 blind (ours)"]
+    labels = [row.split("|")[1].strip() for row in rows[1:]]
+    assert labels[:3] == ["noisy input", "BM3D (baseline stage)", "seed model (original design)"] and labels[3].endswith("blind (ours)")
     noisy = [float(cell.split("/")[0]) for cell in rows[1].split("|")[2:8]]
     assert noisy[0] > noisy[1] > noisy[2] and noisy[3] > noisy[4] > noisy[5]  # noisier input scores lower
     assert rows[4].split("|")[-2].strip().endswith("×")
+
+    # make levers on the split that bench prepared: one row per variant, each with its own changes
+    (tmp_path / "levers.yaml").write_text(yaml.safe_dump({"variants": {"as preset": {}, "mse": {"loss": "mse", "steps_per_epoch": 2}}}))
+    command = [sys.executable, str(ROOT / "bench" / "levers.py"), "--work", str(tmp_path / "work"), "--variants", str(tmp_path / "levers.yaml"),
+               "--out", str(tmp_path / "levers.md")]
+    result = subprocess.run(command, env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = [line.split("|") for line in (tmp_path / "levers.md").read_text().splitlines() if line.startswith("| ")][1:]
+    assert [row[1].strip() for row in rows] == ["as preset", "mse"]
+    assert [int(row[2]) for row in rows] == [TINY["train"]["epochs"] * TINY["train"]["steps_per_epoch"], TINY["train"]["epochs"] * 2]
+    assert all(float(cell) > 0 for row in rows for cell in row[5:11])

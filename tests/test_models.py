@@ -7,7 +7,7 @@ from denoise.config import TrainConfig
 from denoise.errors import DenoiseError
 
 
-@pytest.mark.parametrize("name, multiple", [("seed", 4), ("dncnn", 1)])
+@pytest.mark.parametrize("name, multiple", [("seed", 4), ("dncnn", 1), ("unet", 8)])
 @pytest.mark.parametrize("height, width", [(33, 47), (8, 9), (64, 64)])
 def test_any_size_keeps_its_shape(name, multiple, height, width, smooth_image):
     model = models.build_model(TrainConfig(model=name, depth=4, width=8), channels=1)
@@ -16,16 +16,46 @@ def test_any_size_keeps_its_shape(name, multiple, height, width, smooth_image):
     assert out.shape == (height, width, 1) and np.isfinite(out).all()
 
 
-def test_dncnn_is_residual_and_seed_is_bounded(smooth_image):
-    image = smooth_image(16, 16, channels=3)
-    dncnn = models.build_model(TrainConfig(model="dncnn", depth=3, width=4), channels=3)
-    for layer in dncnn.layers:  # zero weights: predicted noise is zero, output equals input
+@pytest.mark.parametrize("name", ["dncnn", "unet"])
+def test_residual_models_return_their_input_when_they_predict_no_noise(name, smooth_image):
+    image = smooth_image(21, 30, channels=3)
+    model = models.build_model(TrainConfig(model=name, depth=3 if name == "dncnn" else 1, width=4), channels=3)
+    for layer in model.layers:  # zero weights: predicted noise is zero, output equals input
         layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
-    np.testing.assert_allclose(tiling.predict(dncnn, image), image, atol=1e-6)
+    np.testing.assert_allclose(tiling.predict(model, image), image, atol=1e-6)
+
+
+def test_seed_model_is_bounded_and_has_five_conv_layers(smooth_image):
+    image = smooth_image(16, 16, channels=3)
     seed = models.seed_model(3)
     out = tiling.predict(seed, image)
     assert out.min() >= 0 and out.max() <= 1
     assert sum(isinstance(layer, keras.layers.Conv2D) for layer in seed.layers) == 5
+
+
+def test_unet_sees_far_and_is_cheaper_than_dncnn():
+    """The U-Net's receptive field exceeds DnCNN-17's 35 pixels at under a third of its arithmetic per pixel."""
+    unet = models.unet(1, blocks=1, width=64)
+    # Averaging kernels and no biases: every path carries an impulse, and nothing else reaches the output.
+    unet.set_weights([np.full_like(w, 1 / np.prod(w.shape[:-1])) if w.ndim > 1 else np.zeros_like(w) for w in unet.get_weights()])
+    impulse = np.zeros((1, 128, 128, 1), np.float32)
+    impulse[0, 64, 64] = 1.0
+    reached = np.asarray(unet(impulse) - impulse)[0, :, :, 0] != 0
+    rows = np.flatnonzero(reached.any(axis=1))
+    assert rows.max() - rows.min() + 1 > 35
+    assert _macs_per_pixel(unet) < _macs_per_pixel(models.dncnn(1, 17, 64)) / 3
+
+
+def _macs_per_pixel(model: keras.Model) -> float:
+    total, scale = 0.0, 1.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            total += np.prod(layer.kernel.shape) / scale
+            scale /= layer.strides[0] ** 2
+        elif isinstance(layer, keras.layers.Conv2D):
+            scale *= layer.strides[0] ** 2
+            total += np.prod(layer.kernel.shape) / scale
+    return total
 
 
 def test_saved_model_loads_and_missing_model_says_what_to_do(tmp_path):

@@ -19,7 +19,7 @@ from .errors import ConfigError
 NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle")
 # The params key that holds the level of each noise type, its unit and its allowed range.
 NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount"}
-MODELS = ("seed", "dncnn")
+MODELS = ("seed", "dncnn", "unet")
 LOSSES = ("bce", "mse", "l1")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -189,12 +189,14 @@ class TrainConfig:
         _choice(self.loss, f"{key}.loss", LOSSES)
         _choice(self.schedule, f"{key}.schedule", SCHEDULES)
         _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
-        _at_least(self.depth, f"{key}.depth", 3)
+        _at_least(self.depth, f"{key}.depth", 1 if self.model == "unet" else 3)
         for name in ("width", "epochs", "steps_per_epoch", "batch_size"):
             _at_least(getattr(self, name), f"{key}.{name}", 1)
         _at_least(self.patch_size, f"{key}.patch_size", 8)
         if self.model == "seed" and self.patch_size % 4:
             raise ConfigError(f"{key}.patch_size: the seed model pools twice, so it must be a multiple of 4")
+        if self.model == "unet" and self.patch_size % 8:
+            raise ConfigError(f"{key}.patch_size: the unet model halves the size three times, so it must be a multiple of 8")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"{key}.learning_rate: {self.learning_rate!r} must be in (0, 1)")
 

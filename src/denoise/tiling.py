@@ -39,6 +39,7 @@ def _window(tile: int, overlap: int) -> np.ndarray:
     """1-D blending weights. Over each overlap, the first third is weight 0 (those pixels see the
     tile's padding), the middle third a raised-cosine crossfade, the last third weight 1, so two
     neighbours' weights sum to 1 and no output pixel depends on a tile edge."""
+    overlap = min(overlap, tile)  # a side with a single tile (shorter than the overlap) gets weight 1 anyway
     margin = overlap // 3
     fade = overlap - 2 * margin
     ramp = np.concatenate([np.zeros(margin), 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade), np.ones(margin)])
@@ -48,12 +49,19 @@ def _window(tile: int, overlap: int) -> np.ndarray:
     return weights
 
 
-def tile_grid(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[int, int, list[tuple[int, int]]]:
-    """The tile side (a multiple of `multiple`), the overlap, and the top-left corner of every tile."""
+def _padded_size(length: int, multiple: int) -> int:
+    return math.ceil(length / multiple) * multiple
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[tuple[int, int], int, list[tuple[int, int]]]:
+    """The tile shape, the overlap, and the top-left corner of every tile over the image padded to a
+    multiple of `multiple`. Tile sides and steps are multiples of it too, so every tile sees the pixel
+    grid of a whole-image pass (a strided network is not shift-invariant)."""
     tile = max(multiple, tile // multiple * multiple)
-    overlap = min(overlap, tile // 2)
-    step = tile - overlap
-    return tile, overlap, [(y, x) for y in _starts(height, tile, step) for x in _starts(width, tile, step)]
+    step = max(multiple, (tile - min(overlap, tile // 2)) // multiple * multiple)
+    height, width = _padded_size(height, multiple), _padded_size(width, multiple)
+    shape = (min(tile, height), min(tile, width))
+    return shape, tile - step, [(y, x) for y in _starts(height, shape[0], step) for x in _starts(width, shape[1], step)]
 
 
 def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overlap: int = 64, batch_size: int = 4, progress=None) -> np.ndarray:
@@ -65,24 +73,26 @@ def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overla
     height, width, channels = image.shape
     if height <= tile and width <= tile:
         return predict(model, image)
-    tile, overlap, positions = tile_grid(height, width, tile, overlap, size_multiple(model))
-    window = _window(tile, overlap)
-    total = np.zeros((height, width, channels), np.float32)
-    weight = np.zeros((height, width, 1), np.float32)
+    multiple = size_multiple(model)
+    (tile_h, tile_w), overlap, positions = tile_grid(height, width, tile, overlap, multiple)
+    padded = _pad_to(image, _padded_size(height, multiple), _padded_size(width, multiple))
+    full_h, full_w = padded.shape[:2]
+    window_h, window_w = _window(tile_h, overlap), _window(tile_w, overlap)
+    total = np.zeros((full_h, full_w, channels), np.float32)
+    weight = np.zeros((full_h, full_w, 1), np.float32)
     for first in range(0, len(positions), batch_size):
         chunk = positions[first : first + batch_size]
-        tiles = np.stack([_pad_to(image[y : y + tile, x : x + tile], tile, tile) for y, x in chunk])
+        tiles = np.stack([padded[y : y + tile_h, x : x + tile_w] for y, x in chunk])
         for (y, x), out in zip(chunk, _run(model, tiles)):
-            h, w = min(tile, height - y), min(tile, width - x)
-            wy = window[:h] if y > 0 else np.maximum(window[:h], np.arange(h) < overlap)
-            wx = window[:w] if x > 0 else np.maximum(window[:w], np.arange(w) < overlap)
-            if y + tile >= height:
-                wy = np.maximum(wy, np.arange(h) >= h - overlap)
-            if x + tile >= width:
-                wx = np.maximum(wx, np.arange(w) >= w - overlap)
+            wy = window_h if y > 0 else np.maximum(window_h, np.arange(tile_h) < overlap)
+            wx = window_w if x > 0 else np.maximum(window_w, np.arange(tile_w) < overlap)
+            if y + tile_h >= full_h:
+                wy = np.maximum(wy, np.arange(tile_h) >= tile_h - overlap)
+            if x + tile_w >= full_w:
+                wx = np.maximum(wx, np.arange(tile_w) >= tile_w - overlap)
             blend = (wy[:, None] * wx[None, :])[..., None]
-            total[y : y + h, x : x + w] += out[:h, :w] * blend
-            weight[y : y + h, x : x + w] += blend
+            total[y : y + tile_h, x : x + tile_w] += out * blend
+            weight[y : y + tile_h, x : x + tile_w] += blend
         if progress:
             progress(len(chunk))
-    return total / weight
+    return (total / weight)[:height, :width]

@@ -1,0 +1,87 @@
+"""`make levers`: training levers compared at (about) equal training time, one markdown table.
+
+Each variant of bench/levers.yaml is the bench preset's `train` section with a few keys changed,
+trained by the pipeline's own training code on the split that `make bench` prepared in bench/work,
+then scored on Set12 and every 4th BSD68 image (a quick proxy for the full table) at σ 15/25/50.
+Written to bench/levers.md and printed.
+"""
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from denoise import evaluation, models, tiling  # noqa: E402
+from denoise.config import load_params  # noqa: E402
+from denoise.datasets import load_split  # noqa: E402
+from denoise.training import train  # noqa: E402
+
+SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)
+
+
+def quick_test_set(work: Path):
+    def keep(entry):
+        return entry["set"] == "set12" or int(Path(entry["name"]).stem[-3:]) % 4 == 0
+    clean, noisy = load_split(work / "data" / "split", "test")
+    return clean.select(keep), noisy.select(keep)
+
+
+def run_variant(work: Path, overrides: dict, test) -> dict:
+    params = load_params(work / "params.yaml")
+    config = dataclasses.replace(params.train, **overrides)
+    config.validate("train")
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        state = train(config, params.noise, load_split(work / "data" / "split", "train"), load_split(work / "data" / "split", "val"),
+                      model_path=scratch / "model.keras", live_dir=scratch / "live", checkpoint_dir=scratch / "checkpoints")
+        model = models.load_model(scratch / "model.keras")
+    clean, noisy = test
+    outputs = [tiling.predict(model, image) for image in noisy.images]
+    summary = evaluation.summarize(evaluation.score(clean, noisy, {"model": outputs}), params.noise.level_key)
+    image = noisy.select(lambda e: e["set"] == "bsd68").images[0]
+    times = []
+    for _ in range(6):
+        start = time.perf_counter()
+        tiling.predict(model, image)
+        times.append(time.perf_counter() - start)
+    return {"steps": config.epochs * config.steps_per_epoch, "minutes": state["train_seconds"] / 60, "seconds": statistics.median(times[1:]),
+            **{f"{s} {sigma}": summary[f"{s}.{params.noise.level_key}_{sigma}"]["model"]["psnr"] for s in SETS for sigma in SIGMAS}}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default=str(ROOT / "bench" / "work"), help="a bench folder where `make bench` has prepared the split")
+    parser.add_argument("--variants", default=str(ROOT / "bench" / "levers.yaml"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "levers.md"))
+    parser.add_argument("--only", nargs="*", help="run only these variants")
+    args = parser.parse_args()
+    work = Path(args.work).resolve()
+    if not (work / "data" / "split" / "test").is_dir():
+        raise SystemExit(f"error: {work}/data/split not found; run `make bench` first (it prepares the split)")
+    variants = yaml.safe_load(Path(args.variants).read_text())["variants"]
+    test = quick_test_set(work)
+    header = "| variant | steps | training (min) | s per 481×321 image | " + " | ".join(f"{'BSD68¼' if s == 'bsd68' else 'Set12'} σ{g}" for s in SETS for g in SIGMAS) + " |"
+    lines = [header, "|---|" + "---|" * 9]
+    for name, overrides in variants.items():
+        if args.only and name not in args.only:
+            continue
+        result = run_variant(work, overrides or {}, test)
+        lines.append(f"| {name} | {result['steps']} | {result['minutes']:.1f} | {result['seconds']:.2f} | "
+                     + " | ".join(f"{result[f'{s} {g}']:.2f}" for s in SETS for g in SIGMAS) + " |")
+        print(lines[-1], flush=True)
+    text = (f"PSNR (dB) of the model alone: Set12 and every 4th BSD68 image (BSD68¼), σ 15/25/50, noise seed 0. Each variant "
+            f"changes the bench preset's `train` section as named; measured by `make levers` on this machine.\n\n" + "\n".join(lines) + "\n")
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
