@@ -75,4 +75,4 @@ bench: $(BM3D)
 
 # Training levers at equal training time (bench/levers.yaml → bench/levers.md), on the split `make bench` prepared; ~6 min a variant.
 levers: $(INSTALLED)
-	$(BIN)/python bench/levers.py
+	$(BIN)/python bench/levers.py $(if $(ONLY),--only "$(ONLY)")

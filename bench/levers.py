@@ -68,10 +68,15 @@ def main():
         raise SystemExit(f"error: {work}/data/split not found; run `make bench` first (it prepares the split)")
     variants = yaml.safe_load(Path(args.variants).read_text())["variants"]
     test = quick_test_set(work)
+    earlier = {}  # rows of variants not run this time are kept from the last table, in the yaml's order
+    if args.only and Path(args.out).exists():
+        earlier = {line.split("|")[1].strip(): line for line in Path(args.out).read_text().splitlines()[4:] if line.startswith("| ")}
     header = "| variant | steps | training (min) | s per 481×321 image | " + " | ".join(f"{'BSD68¼' if s == 'bsd68' else 'Set12'} σ{g}" for s in SETS for g in SIGMAS) + " |"
     lines = [header, "|---|" + "---|" * 9]
     for name, overrides in variants.items():
         if args.only and name not in args.only:
+            if name in earlier:
+                lines.append(earlier[name])
             continue
         result = run_variant(work, overrides or {}, test)
         lines.append(f"| {name} | {result['steps']} | {result['minutes']:.1f} | {result['seconds']:.2f} | "

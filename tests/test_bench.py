@@ -46,3 +46,10 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     assert [row[1].strip() for row in rows] == ["as preset", "mse"]
     assert [int(row[2]) for row in rows] == [TINY["train"]["epochs"] * TINY["train"]["steps_per_epoch"], TINY["train"]["epochs"] * 2]
     assert all(float(cell) > 0 for row in rows for cell in row[5:11])
+
+    # --only re-runs the named variants and keeps the other rows
+    first = (tmp_path / "levers.md").read_text().splitlines()
+    result = subprocess.run(command + ["--only", "mse"], env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    again = (tmp_path / "levers.md").read_text().splitlines()
+    assert again[4] == first[4] and again[5].startswith("| mse | 4 |") and len(again) == len(first)

@@ -33,13 +33,15 @@ def test_committed_params_are_valid(monkeypatch):
         ("noise", "sigma", {"min": 30, "max": 10}, "noise.sigma: min (30) must not exceed max (10)"),
         ("split", "test_fraction", 1.0, "split.test_fraction: 1.0 must be strictly between 0 and 1"),
         ("split", "test_fraction", 0, "split.test_fraction: 0.0 must be strictly between 0 and 1"),
-        ("train", "model", "unet9000", "train.model: unknown value 'unet9000'; allowed: seed, dncnn"),
+        ("train", "model", "unet9000", "train.model: unknown value 'unet9000'; allowed: seed, dncnn, unet"),
         ("train", "loss", "huber", "train.loss: unknown value 'huber'; allowed: bce, mse, l1"),
         ("noise", "type", "pink", "noise.type: unknown value 'pink'"),
         ("data", "source", "/no/such/folder", "data.source: '/no/such/folder' is neither a folder of images nor a .txt list"),
         ("split", "test_source", "params.yaml", "split.test_source: 'params.yaml' is neither a folder"),
         ("data", "channels", 2, "data.channels: unknown value 2; allowed: 1, 3"),
         ("train", "fresh_noise", "yes", "train.fresh_noise: expected true or false"),
+        ("train", "patch_size", 60, "train.patch_size: the unet model halves the size three times, so it must be a multiple of 8"),
+        ("train", "depth", 0, "train.depth: 0 is too small"),
     ],
 )
 def test_invalid_values_name_the_key(section, key, value, message, monkeypatch):
