@@ -8,10 +8,8 @@ Written to bench/levers.md and printed.
 
 import argparse
 import dataclasses
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -23,36 +21,30 @@ from denoise import evaluation, models, tiling  # noqa: E402
 from denoise.config import load_params  # noqa: E402
 from denoise.datasets import load_split  # noqa: E402
 from denoise.training import train  # noqa: E402
+from run_bench import SETS, SIGMAS, median_seconds  # noqa: E402  (bench/ is this script's folder)
 
-SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)
 
-
-def quick_test_set(work: Path):
+def quick_test(test):
+    """Set12 and every 4th BSD68 image."""
     def keep(entry):
         return entry["set"] == "set12" or int(Path(entry["name"]).stem[-3:]) % 4 == 0
-    clean, noisy = load_split(work / "data" / "split", "test")
-    return clean.select(keep), noisy.select(keep)
+    return tuple(stack.select(keep) for stack in test)
 
 
-def run_variant(work: Path, overrides: dict, test) -> dict:
-    params = load_params(work / "params.yaml")
+def run_variant(params, overrides: dict, splits: dict) -> dict:
     config = dataclasses.replace(params.train, **overrides)
     config.validate("train")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        state = train(config, params.noise, load_split(work / "data" / "split", "train"), load_split(work / "data" / "split", "val"),
+        state = train(config, params.noise, splits["train"], splits["val"],
                       model_path=scratch / "model.keras", live_dir=scratch / "live", checkpoint_dir=scratch / "checkpoints")
         model = models.load_model(scratch / "model.keras")
-    clean, noisy = test
+    clean, noisy = splits["test"]
     outputs = [tiling.predict(model, image) for image in noisy.images]
     summary = evaluation.summarize(evaluation.score(clean, noisy, {"model": outputs}), params.noise.level_key)
     image = noisy.select(lambda e: e["set"] == "bsd68").images[0]
-    times = []
-    for _ in range(6):
-        start = time.perf_counter()
-        tiling.predict(model, image)
-        times.append(time.perf_counter() - start)
-    return {"steps": config.epochs * config.steps_per_epoch, "minutes": state["train_seconds"] / 60, "seconds": statistics.median(times[1:]),
+    return {"steps": config.epochs * config.steps_per_epoch, "minutes": state["train_seconds"] / 60,
+            "seconds": median_seconds(lambda: tiling.predict(model, image), 5),
             **{f"{s} {sigma}": summary[f"{s}.{params.noise.level_key}_{sigma}"]["model"]["psnr"] for s in SETS for sigma in SIGMAS}}
 
 
@@ -67,7 +59,9 @@ def main():
     if not (work / "data" / "split" / "test").is_dir():
         raise SystemExit(f"error: {work}/data/split not found; run `make bench` first (it prepares the split)")
     variants = yaml.safe_load(Path(args.variants).read_text())["variants"]
-    test = quick_test_set(work)
+    params = load_params(work / "params.yaml")
+    splits = {part: load_split(work / "data" / "split", part) for part in ("train", "val", "test")}
+    splits["test"] = quick_test(splits["test"])
     earlier = {}  # rows of variants not run this time are kept from the last table, in the yaml's order
     if args.only and Path(args.out).exists():
         earlier = {line.split("|")[1].strip(): line for line in Path(args.out).read_text().splitlines()[4:] if line.startswith("| ")}
@@ -78,7 +72,7 @@ def main():
             if name in earlier:
                 lines.append(earlier[name])
             continue
-        result = run_variant(work, overrides or {}, test)
+        result = run_variant(params, overrides or {}, splits)
         lines.append(f"| {name} | {result['steps']} | {result['minutes']:.1f} | {result['seconds']:.2f} | "
                      + " | ".join(f"{result[f'{s} {g}']:.2f}" for s in SETS for g in SIGMAS) + " |")
         print(lines[-1], flush=True)

@@ -30,6 +30,17 @@ def model_label(train: dict) -> str:
     return f"DnCNN-{train['depth']}×{train['width']} blind (ours)"
 
 
+def median_seconds(run, repeats: int) -> float:
+    """Median wall seconds of `repeats` calls of run(), after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def merge(base: dict, preset: dict, data: Path) -> dict:
     text = yaml.safe_dump(preset).replace("DATA/", f"{data}/")
     for section, values in yaml.safe_load(text).items():
@@ -71,15 +82,6 @@ def time_one_image(work: Path, data: Path) -> dict:
 
     clean = images.read_image(sorted((data / "bsd68").glob("*.png"))[0]).pixels
     noisy = clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape).astype(np.float32)
-
-    def median_seconds(run, repeats):
-        run()  # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
 
     seconds = {"shape": list(clean.shape[:2]), "method": method,
                "baseline": median_seconds(lambda: classical_denoise(noisy, method, "gaussian", 25.0), 2)}
