@@ -42,6 +42,7 @@ def test_committed_params_are_valid(monkeypatch):
         ("train", "fresh_noise", "yes", "train.fresh_noise: expected true or false"),
         ("train", "patch_size", 60, "train.patch_size: the unet model halves the size three times, so it must be a multiple of 8"),
         ("train", "depth", 0, "train.depth: 0 is too small"),
+        ("train", "ema", 1.5, "train.ema: 1.5 must be null or a momentum in (0, 1)"),
     ],
 )
 def test_invalid_values_name_the_key(section, key, value, message, monkeypatch):

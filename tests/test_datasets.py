@@ -103,3 +103,17 @@ def test_stored_noise_pairs_crop_the_same_place(tmp_path):
     batches = patch_batches(clean, add_noise_to_stack(clean, noise), TrainConfig(batch_size=8, patch_size=16, fresh_noise=False), noise, 0, 2)
     for noisy, target in batches:
         np.testing.assert_allclose(noisy, target, atol=1e-6)
+
+
+def test_noise_weighting_gives_quieter_patches_more_weight(tmp_path):
+    write_photos(tmp_path, 3, size=(50, 40))
+    clean, _ = prepare(str(tmp_path), DataConfig(source=str(tmp_path), channels=1))
+    noise = NoiseConfig()
+    config = TrainConfig(batch_size=16, patch_size=16, weight_by_noise=True, fresh_levels=Levels(low=0.0, high=55.0))
+    noisy, target, weight = next(iter(patch_batches(clean, clean, config, noise, 0, 1)))
+    weight = weight.numpy().reshape(-1)
+    noise_std = (noisy - target).numpy().std(axis=(1, 2, 3))
+    order = np.argsort(noise_std)
+    assert noise_std[order[-1]] > 3 * noise_std[order[0]]
+    assert np.all(np.diff(weight[order]) < 0)  # strictly falling as the noise grows
+    np.testing.assert_allclose(weight * (noise_std * 255 + 25 / 6), 25, rtol=1e-3)  # 1 at σ 25

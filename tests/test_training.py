@@ -1,3 +1,6 @@
+import dataclasses
+
+import keras
 import numpy as np
 import pytest
 
@@ -15,13 +18,15 @@ def pairs(smooth_image, names, seed):
     return clean, add_noise_to_stack(clean, NOISE)
 
 
-def run(tmp_path, smooth_image):
-    return training.train(CONFIG, NOISE, pairs(smooth_image, ["a", "b", "c"], 0), pairs(smooth_image, ["v"], 10),
+def run(tmp_path, smooth_image, config=CONFIG):
+    return training.train(config, NOISE, pairs(smooth_image, ["a", "b", "c"], 0), pairs(smooth_image, ["v"], 10),
                           model_path=tmp_path / "model.keras", live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
 
 
-def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch):
-    straight = run(tmp_path / "straight", smooth_image)
+@pytest.mark.parametrize("levers", [{}, {"ema": 0.9, "weight_by_noise": True}])
+def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch, levers):
+    config = dataclasses.replace(CONFIG, **levers)
+    straight = run(tmp_path / "straight", smooth_image, config)
     save = training.Checkpoint.on_epoch_end
 
     def killed_after_second_epoch(self, epoch, logs=None):
@@ -31,10 +36,10 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, 
 
     monkeypatch.setattr(training.Checkpoint, "on_epoch_end", killed_after_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "resumed", smooth_image)
+        run(tmp_path / "resumed", smooth_image, config)
     assert not (tmp_path / "resumed" / "model.keras").exists()
     monkeypatch.setattr(training.Checkpoint, "on_epoch_end", save)
-    resumed = run(tmp_path / "resumed", smooth_image)
+    resumed = run(tmp_path / "resumed", smooth_image, config)
     assert resumed["epochs_done"] == straight["epochs_done"] == 3
     assert resumed["best_val_psnr"] == pytest.approx(straight["best_val_psnr"], abs=0.01)
     a = models.load_model(tmp_path / "straight" / "model.keras").get_weights()
@@ -49,3 +54,19 @@ def test_a_completed_run_retrains_from_scratch(tmp_path, smooth_image):
     assert first["complete"] and first["precision"] == "float32"
     again = run(tmp_path, smooth_image)  # a completed run is never resumed: `dvc repro --force` retrains
     assert again["best_val_psnr"] == pytest.approx(first["best_val_psnr"], abs=1e-6)
+
+
+def test_averaged_weights_are_the_optimizers_average_and_are_swapped_back(tmp_path, smooth_image):
+    model = models.build_model(CONFIG, channels=1)
+    model.compile(optimizer=keras.optimizers.Adam(0.01, use_ema=True, ema_momentum=0.5), loss="mae")
+    x = np.stack([smooth_image(16, 16, seed=k) for k in range(4)])
+    for _ in range(3):  # not fit(), which copies the average into the model when it ends
+        model.train_on_batch(x, x * 0.5)
+    raw = [w.numpy().copy() for w in model.trainable_weights]
+    average = [a.numpy().copy() for a in model.optimizer._model_variables_moving_average]
+    assert any(not np.allclose(r, a) for r, a in zip(raw, average))
+    with training.averaged_weights(model):
+        for weight, expected in zip(model.trainable_weights, average):
+            np.testing.assert_array_equal(weight.numpy(), expected)
+    for weight, expected in zip(model.trainable_weights, raw):
+        np.testing.assert_array_equal(weight.numpy(), expected)

@@ -182,6 +182,8 @@ class TrainConfig:
     fresh_noise: bool = True
     fresh_levels: Levels | None = None
     mixed_precision: str = "auto"
+    ema: float | None = None
+    weight_by_noise: bool = False
     seed: int = 0
 
     def validate(self, key: str) -> None:
@@ -199,6 +201,8 @@ class TrainConfig:
             raise ConfigError(f"{key}.patch_size: the unet model halves the size three times, so it must be a multiple of 8")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"{key}.learning_rate: {self.learning_rate!r} must be in (0, 1)")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ConfigError(f"{key}.ema: {self.ema!r} must be null or a momentum in (0, 1), such as 0.999")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ from .noise import add_noise, derive_seed, sample_levels
 from .storage import Stack
 
 
+NOISE_WEIGHT_SCALE = 25 / 255  # weight 1 for a patch with noise σ 25 (8-bit), 6 for one without noise
+
+
 def _padded(images_: list[np.ndarray]) -> np.ndarray:
     height = max(i.shape[0] for i in images_)
     width = max(i.shape[1] for i in images_)
@@ -74,6 +77,9 @@ def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseC
             inputs = add_noise(target, noise.type, level, seeds[4], noise.clip)
         else:
             inputs = both[..., channels:]
+        if config.weight_by_noise:  # L1 error grows with the noise: without this, the noisiest patches dominate
+            noise_std = tf.math.reduce_std(inputs - target, axis=[1, 2, 3])
+            return inputs, target, (NOISE_WEIGHT_SCALE / (noise_std + NOISE_WEIGHT_SCALE / 6))[:, None, None]  # per pixel
         return inputs, target
 
     steps_ds = tf.data.Dataset.range(first_step, first_step + steps)

@@ -3,6 +3,7 @@ logging, and resumable checkpoints (an interrupted `dvc repro` continues where i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -48,6 +49,26 @@ def learning_rate(config: TrainConfig):
     return config.learning_rate
 
 
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model):
+    """Inside, the model holds the optimizer's moving average of its weights (train.ema), if it keeps one.
+    Keras's SwapEMAWeights callback keeps its swap state in the callback, which a resumed run loses."""
+    optimizer = model.optimizer
+    pairs = list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)) if getattr(optimizer, "use_ema", False) else []
+
+    def swap():
+        for weight, average in pairs:
+            current = weight.numpy()
+            weight.assign(average)
+            average.assign(current)
+
+    swap()
+    try:
+        yield model
+    finally:
+        swap()
+
+
 class ValidationPSNR(keras.callbacks.Callback):
     """Adds `val_psnr` (8-bit PSNR over full validation images) to the epoch logs."""
 
@@ -56,7 +77,8 @@ class ValidationPSNR(keras.callbacks.Callback):
         self.pairs = [(clean.by_name()[e["name"]], image) for e, image in zip(noisy.entries, noisy.images)]
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = [metrics.psnr(c, tiling.predict(self.model, n)) for c, n in self.pairs]
+        with averaged_weights(self.model) as model:
+            scores = [metrics.psnr(c, tiling.predict(model, n)) for c, n in self.pairs]
         logs["val_psnr"] = float(np.mean(scores))
 
 
@@ -70,16 +92,18 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs["val_psnr"] > self.state.get("best_val_psnr", -np.inf):
-            self._save(self.folder / "best.keras")
+            with averaged_weights(self.model) as model:
+                self._save(model, self.folder / "best.keras")
             self.state.update(best_val_psnr=logs["val_psnr"], best_epoch=epoch + 1)
-        self._save(self.folder / "last.keras")
+        self._save(self.model, self.folder / "last.keras")
         seconds = round(self.earlier_seconds + time.perf_counter() - self.started, 1)  # resumed runs add up
         self.state.update(fingerprint=self.fingerprint, epochs_done=epoch + 1, complete=False, train_seconds=seconds)
         write_json(self.folder / "state.json", self.state)
 
-    def _save(self, path: Path):
+    @staticmethod
+    def _save(model: keras.Model, path: Path):
         with atomic_path(path) as tmp:
-            self.model.save(tmp)
+            model.save(tmp)
 
 
 def fingerprint(config: TrainConfig, noise: NoiseConfig, train_clean: Stack, precision: str) -> str:
@@ -105,7 +129,8 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
         if live_dir.exists():
             shutil.rmtree(live_dir)
         model = models.build_model(config, channels=train_pairs[0].images[0].shape[-1])
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate(config)), loss=metrics.get_loss(config.loss))
+        optimizer = keras.optimizers.Adam(learning_rate(config), use_ema=config.ema is not None, ema_momentum=config.ema or 0.99)
+        model.compile(optimizer=optimizer, loss=metrics.get_loss(config.loss))
     data = patch_batches(*train_pairs, config, noise, start * config.steps_per_epoch, (config.epochs - start) * config.steps_per_epoch)
     live = Live(str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
     callbacks = [ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
