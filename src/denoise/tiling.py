@@ -11,8 +11,14 @@ import numpy as np
 from .models import size_multiple
 
 
-def _pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    pad = ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0))
+def _padded_size(length: int, multiple: int) -> int:
+    return math.ceil(length / multiple) * multiple
+
+
+def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Mirror-pad the bottom and right edges so that both sides are multiples of `multiple`."""
+    height, width = image.shape[:2]
+    pad = ((0, _padded_size(height, multiple) - height), (0, _padded_size(width, multiple) - width), (0, 0))
     return np.pad(image, pad, mode="symmetric")
 
 
@@ -23,9 +29,7 @@ def _run(model: keras.Model, batch: np.ndarray) -> np.ndarray:
 def predict(model: keras.Model, image: np.ndarray) -> np.ndarray:
     """Denoise one H×W×C image in a single pass."""
     height, width = image.shape[:2]
-    multiple = size_multiple(model)
-    padded = _pad_to(image, math.ceil(height / multiple) * multiple, math.ceil(width / multiple) * multiple)
-    return _run(model, padded[None])[0, :height, :width]
+    return _run(model, _pad_to_multiple(image, size_multiple(model))[None])[0, :height, :width]
 
 
 def _starts(length: int, tile: int, step: int) -> list[int]:
@@ -47,10 +51,6 @@ def _window(tile: int, overlap: int) -> np.ndarray:
     weights[:overlap] = ramp
     weights[tile - overlap :] = np.minimum(weights[tile - overlap :], ramp[::-1])
     return weights
-
-
-def _padded_size(length: int, multiple: int) -> int:
-    return math.ceil(length / multiple) * multiple
 
 
 def tile_grid(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[tuple[int, int], int, list[tuple[int, int]]]:
@@ -75,7 +75,7 @@ def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overla
         return predict(model, image)
     multiple = size_multiple(model)
     (tile_h, tile_w), overlap, positions = tile_grid(height, width, tile, overlap, multiple)
-    padded = _pad_to(image, _padded_size(height, multiple), _padded_size(width, multiple))
+    padded = _pad_to_multiple(image, multiple)
     full_h, full_w = padded.shape[:2]
     window_h, window_w = _window(tile_h, overlap), _window(tile_w, overlap)
     total = np.zeros((full_h, full_w, channels), np.float32)
