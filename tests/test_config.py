@@ -43,6 +43,9 @@ def test_committed_params_are_valid(monkeypatch):
         ("train", "patch_size", 60, "train.patch_size: the unet model halves the size three times, so it must be a multiple of 8"),
         ("train", "depth", 0, "train.depth: 0 is too small"),
         ("train", "ema", 1.5, "train.ema: 1.5 must be null or a momentum in (0, 1)"),
+        ("train", "warmup_steps", -1, "train.warmup_steps: -1 is too small"),
+        ("train", "warmup_steps", 10**9, "train.warmup_steps: 1000000000 must be fewer than the"),
+        ("train", "clip_norm", 0, "train.clip_norm: 0.0 must be null or a positive gradient norm"),
     ],
 )
 def test_invalid_values_name_the_key(section, key, value, message, monkeypatch):

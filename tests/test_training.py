@@ -23,7 +23,7 @@ def run(tmp_path, smooth_image, config=CONFIG):
                           model_path=tmp_path / "model.keras", live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
 
 
-@pytest.mark.parametrize("levers", [{}, {"ema": 0.9, "weight_by_noise": True}])
+@pytest.mark.parametrize("levers", [{}, {"ema": 0.9, "weight_by_noise": True, "warmup_steps": 4, "clip_norm": 0.5}])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch, levers):
     config = dataclasses.replace(CONFIG, **levers)
     straight = run(tmp_path / "straight", smooth_image, config)
@@ -70,3 +70,17 @@ def test_averaged_weights_are_the_optimizers_average_and_are_swapped_back(tmp_pa
             np.testing.assert_array_equal(weight.numpy(), expected)
     for weight, expected in zip(model.trainable_weights, raw):
         np.testing.assert_array_equal(weight.numpy(), expected)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step", "constant"])
+def test_warmup_rises_linearly_to_the_peak_then_follows_the_schedule(schedule):
+    config = dataclasses.replace(CONFIG, learning_rate=0.002, schedule=schedule, epochs=2, steps_per_epoch=60, warmup_steps=20)
+    rate = training.learning_rate(config)
+    plain = training.learning_rate(dataclasses.replace(config, warmup_steps=0, steps_per_epoch=50))  # the 100 steps after warm-up
+    rises = [float(rate(step)) for step in range(20)]
+    assert rises == pytest.approx([0.002 * (k + 1) / 20 for k in range(20)])
+    after = [float(rate(step)) for step in range(20, 120)]
+    expected = [float(plain(step)) if callable(plain) else plain for step in range(100)]
+    assert after == pytest.approx(expected, rel=1e-5)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(rate))
+    assert float(restored(70)) == pytest.approx(float(rate(70)))

@@ -178,6 +178,8 @@ class TrainConfig:
     patch_size: int = 48
     learning_rate: float = 1e-3
     schedule: str = "cosine"
+    warmup_steps: int = 0
+    clip_norm: float | None = None
     augment: bool = True
     fresh_noise: bool = True
     fresh_levels: Levels | None = None
@@ -201,6 +203,11 @@ class TrainConfig:
             raise ConfigError(f"{key}.patch_size: the unet model halves the size three times, so it must be a multiple of 8")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"{key}.learning_rate: {self.learning_rate!r} must be in (0, 1)")
+        _at_least(self.warmup_steps, f"{key}.warmup_steps", 0)
+        if self.warmup_steps >= self.epochs * self.steps_per_epoch:
+            raise ConfigError(f"{key}.warmup_steps: {self.warmup_steps} must be fewer than the {self.epochs * self.steps_per_epoch} training steps")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ConfigError(f"{key}.clip_norm: {self.clip_norm!r} must be null or a positive gradient norm, such as 1.0")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"{key}.ema: {self.ema!r} must be null or a momentum in (0, 1), such as 0.999")
 

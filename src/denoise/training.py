@@ -39,14 +39,40 @@ def set_precision(choice: str) -> str:
     return policy
 
 
+@keras.saving.register_keras_serializable(package="denoise")
+class Warmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 over `steps`, then `after` (counted from the end of the warm-up)."""
+
+    def __init__(self, steps: int, peak: float, after):
+        self.steps, self.peak, self.after = steps, peak, after
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rest = self.after(step - self.steps) if callable(self.after) else self.after
+        return keras.ops.where(step < self.steps, self.peak * (step + 1) / self.steps, rest)
+
+    def get_config(self):
+        after = keras.optimizers.schedules.serialize(self.after) if callable(self.after) else self.after
+        return {"steps": self.steps, "peak": self.peak, "after": after}
+
+    @classmethod
+    def from_config(cls, config):
+        after = config["after"]
+        return cls(config["steps"], config["peak"], keras.optimizers.schedules.deserialize(after) if isinstance(after, dict) else after)
+
+
 def learning_rate(config: TrainConfig):
-    total = config.epochs * config.steps_per_epoch
+    """The schedule over the steps after train.warmup_steps (during which the rate rises linearly:
+    without it, Adam's first large steps break a network without normalization above 1e-3)."""
+    total = config.epochs * config.steps_per_epoch - config.warmup_steps
     if config.schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total, alpha=0.01)
-    if config.schedule == "step":
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total, alpha=0.01)
+    elif config.schedule == "step":
         bounds = [int(total * 0.5), int(total * 0.75)]
-        return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, [config.learning_rate * f for f in (1.0, 0.1, 0.01)])
-    return config.learning_rate
+        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, [config.learning_rate * f for f in (1.0, 0.1, 0.01)])
+    else:
+        schedule = config.learning_rate
+    return Warmup(config.warmup_steps, config.learning_rate, schedule) if config.warmup_steps else schedule
 
 
 @contextlib.contextmanager
@@ -129,7 +155,7 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
         if live_dir.exists():
             shutil.rmtree(live_dir)
         model = models.build_model(config, channels=train_pairs[0].images[0].shape[-1])
-        optimizer = keras.optimizers.Adam(learning_rate(config), use_ema=config.ema is not None, ema_momentum=config.ema or 0.99)
+        optimizer = keras.optimizers.Adam(learning_rate(config), global_clipnorm=config.clip_norm, use_ema=config.ema is not None, ema_momentum=config.ema or 0.99)
         model.compile(optimizer=optimizer, loss=metrics.get_loss(config.loss))
     data = patch_batches(*train_pairs, config, noise, start * config.steps_per_epoch, (config.epochs - start) * config.steps_per_epoch)
     live = Live(str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
