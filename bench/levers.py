@@ -43,7 +43,7 @@ def run_variant(params, overrides: dict, splits: dict) -> dict:
     outputs = [tiling.predict(model, image) for image in noisy.images]
     summary = evaluation.summarize(evaluation.score(clean, noisy, {"model": outputs}), params.noise.level_key)
     image = noisy.select(lambda e: e["set"] == "bsd68").images[0]
-    return {"steps": config.epochs * config.steps_per_epoch, "minutes": state["train_seconds"] / 60,
+    return {"steps": config.total_steps, "minutes": state["train_seconds"] / 60,
             "seconds": median_seconds(lambda: tiling.predict(model, image), 5),
             **{f"{s} {sigma}": summary[f"{s}.{params.noise.level_key}_{sigma}"]["model"]["psnr"] for s in SETS for sigma in SIGMAS}}
 

@@ -188,6 +188,10 @@ class TrainConfig:
     weight_by_noise: bool = False
     seed: int = 0
 
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
     def validate(self, key: str) -> None:
         _choice(self.model, f"{key}.model", MODELS)
         _choice(self.loss, f"{key}.loss", LOSSES)
@@ -204,8 +208,8 @@ class TrainConfig:
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"{key}.learning_rate: {self.learning_rate!r} must be in (0, 1)")
         _at_least(self.warmup_steps, f"{key}.warmup_steps", 0)
-        if self.warmup_steps >= self.epochs * self.steps_per_epoch:
-            raise ConfigError(f"{key}.warmup_steps: {self.warmup_steps} must be fewer than the {self.epochs * self.steps_per_epoch} training steps")
+        if self.warmup_steps >= self.total_steps:
+            raise ConfigError(f"{key}.warmup_steps: {self.warmup_steps} must be fewer than the {self.total_steps} training steps")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ConfigError(f"{key}.clip_norm: {self.clip_norm!r} must be null or a positive gradient norm, such as 1.0")
         if self.ema is not None and not 0 < self.ema < 1:

@@ -62,9 +62,8 @@ class Warmup(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def learning_rate(config: TrainConfig):
-    """The schedule over the steps after train.warmup_steps (during which the rate rises linearly:
-    without it, Adam's first large steps break a network without normalization above 1e-3)."""
-    total = config.epochs * config.steps_per_epoch - config.warmup_steps
+    """train.schedule over the steps after train.warmup_steps, during which the rate rises linearly."""
+    total = config.total_steps - config.warmup_steps
     if config.schedule == "cosine":
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total, alpha=0.01)
     elif config.schedule == "step":
