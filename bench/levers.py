@@ -7,7 +7,7 @@ Written to bench/levers.md and printed.
 """
 
 import argparse
-import dataclasses
+import copy
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from denoise import evaluation, models, tiling  # noqa: E402
-from denoise.config import load_params  # noqa: E402
+from denoise.config import parse_params  # noqa: E402
 from denoise.datasets import load_split  # noqa: E402
 from denoise.training import train  # noqa: E402
 from run_bench import SETS, SIGMAS, median_seconds  # noqa: E402  (bench/ is this script's folder)
@@ -31,9 +31,11 @@ def quick_test(test):
     return tuple(stack.select(keep) for stack in test)
 
 
-def run_variant(params, overrides: dict, splits: dict) -> dict:
-    config = dataclasses.replace(params.train, **overrides)
-    config.validate("train")
+def run_variant(raw_params: dict, overrides: dict, splits: dict) -> dict:
+    raw = copy.deepcopy(raw_params)
+    raw["train"].update(overrides)
+    params = parse_params(raw)  # the overrides are parsed and checked as params.yaml's own keys are
+    config = params.train
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         state = train(config, params.noise, splits["train"], splits["val"],
@@ -59,7 +61,7 @@ def main():
     if not (work / "data" / "split" / "test").is_dir():
         raise SystemExit(f"error: {work}/data/split not found; run `make bench` first (it prepares the split)")
     variants = yaml.safe_load(Path(args.variants).read_text())["variants"]
-    params = load_params(work / "params.yaml")
+    raw_params = yaml.safe_load((work / "params.yaml").read_text())
     splits = {part: load_split(work / "data" / "split", part) for part in ("train", "val", "test")}
     splits["test"] = quick_test(splits["test"])
     earlier = {}  # rows of variants not run this time are kept from the last table, in the yaml's order
@@ -72,7 +74,7 @@ def main():
             if name in earlier:
                 lines.append(earlier[name])
             continue
-        result = run_variant(params, overrides or {}, splits)
+        result = run_variant(raw_params, overrides or {}, splits)
         lines.append(f"| {name} | {result['steps']} | {result['minutes']:.1f} | {result['seconds']:.2f} | "
                      + " | ".join(f"{result[f'{s} {g}']:.2f}" for s in SETS for g in SIGMAS) + " |")
         print(lines[-1], flush=True)

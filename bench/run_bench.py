@@ -26,7 +26,8 @@ SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)
 
 def model_label(train: dict) -> str:
     if train["model"] == "unet":
-        return f"U-Net {train['width']}–{train['width'] * 4}, {train['depth']} block/level, blind (ours)"
+        noise_map = ", estimated noise map" if train.get("noise_map") else ""
+        return f"U-Net {train['width']}–{train['width'] * 4}, {train['depth']} block/level{noise_map}, blind (ours)"
     return f"DnCNN-{train['depth']}×{train['width']} blind (ours)"
 
 

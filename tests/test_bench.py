@@ -36,8 +36,10 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     assert noisy[0] > noisy[1] > noisy[2] and noisy[3] > noisy[4] > noisy[5]  # noisier input scores lower
     assert rows[4].split("|")[-2].strip().endswith("×")
 
-    # make levers on the split that bench prepared: one row per variant, each with its own changes
-    (tmp_path / "levers.yaml").write_text(yaml.safe_dump({"variants": {"as preset": {}, "mse": {"loss": "mse", "steps_per_epoch": 2}}}))
+    # make levers on the split that bench prepared: one row per variant, each with its own changes, which
+    # are parsed as params.yaml's own keys (fresh_levels: 15 becomes a level, not a bare number)
+    changes = {"loss": "mse", "steps_per_epoch": 2, "fresh_levels": 15, "noise_map": True}
+    (tmp_path / "levers.yaml").write_text(yaml.safe_dump({"variants": {"as preset": {}, "mse": changes}}))
     command = [sys.executable, str(ROOT / "bench" / "levers.py"), "--work", str(tmp_path / "work"), "--variants", str(tmp_path / "levers.yaml"),
                "--out", str(tmp_path / "levers.md")]
     result = subprocess.run(command, env=env(), capture_output=True, text=True)

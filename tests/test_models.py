@@ -4,7 +4,7 @@ import pytest
 
 from denoise import models, tiling
 from denoise.config import TrainConfig
-from denoise.errors import DenoiseError
+from denoise.errors import ConfigError, DenoiseError
 
 
 @pytest.mark.parametrize("name, multiple", [("seed", 4), ("dncnn", 1), ("unet", 8)])
@@ -75,3 +75,30 @@ def test_model_carrying_python_code_is_refused(tmp_path):
     model.save(tmp_path / "lambda.keras")
     with pytest.raises(DenoiseError, match="cannot load model"):
         models.load_model(tmp_path / "lambda.keras")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_noise_level_map_estimates_sigma_and_ignores_smooth_content(channels, smooth_image):
+    """Immerkær's estimate: within 5 % of the true σ on a smooth image, near 0 without noise, rising with σ."""
+    image = np.stack([smooth_image(180, 180, channels=channels)] * 2)  # two images: one estimate each
+    rng = np.random.default_rng(0)
+    estimates = []
+    for sigma in (0, 5, 15, 25, 50):
+        noisy = image + rng.normal(0, sigma / 255, image.shape).astype(np.float32)
+        noisy[1] = image[1]  # the second image stays clean: its map must not see the first one's noise
+        level = np.asarray(models.NoiseLevelMap()(noisy)) * 50
+        assert level.shape == (2, 180, 180, 1) and np.ptp(level[0]) == 0
+        assert level[1].max() < 0.6
+        estimates.append(level[0, 0, 0, 0])
+        if sigma:
+            assert abs(estimates[-1] - sigma) < 0.05 * sigma
+    assert estimates == sorted(estimates)
+
+
+def test_unet_with_noise_map_saves_loads_and_needs_the_unet(tmp_path, smooth_image):
+    image = smooth_image(33, 47) + np.random.default_rng(0).normal(0, 0.1, (33, 47, 1)).astype(np.float32)
+    model = models.build_model(TrainConfig(model="unet", depth=1, width=4, noise_map=True), channels=1)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(tiling.predict(models.load_model(tmp_path / "m.keras"), image), tiling.predict(model, image))
+    with pytest.raises(ConfigError, match="train.noise_map: only the unet model"):
+        TrainConfig(model="dncnn", noise_map=True).validate("train")

@@ -186,6 +186,7 @@ class TrainConfig:
     mixed_precision: str = "auto"
     ema: float | None = None
     weight_by_noise: bool = False
+    noise_map: bool = False
     seed: int = 0
 
     @property
@@ -212,6 +213,8 @@ class TrainConfig:
             raise ConfigError(f"{key}.warmup_steps: {self.warmup_steps} must be fewer than the {self.total_steps} training steps")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ConfigError(f"{key}.clip_norm: {self.clip_norm!r} must be null or a positive gradient norm, such as 1.0")
+        if self.noise_map and self.model != "unet":
+            raise ConfigError(f"{key}.noise_map: only the unet model takes a noise-level map; set it to false for {self.model}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"{key}.ema: {self.ema!r} must be null or a momentum in (0, 1), such as 0.999")
 

@@ -7,9 +7,11 @@ multiples of 4 and the U-Net of 8, which tiling.py pads to).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from .config import TrainConfig
 from .errors import DenoiseError
@@ -45,15 +47,40 @@ def _residual_block(x, width: int):
     return keras.layers.Add()([x, y])
 
 
-def unet(channels: int, blocks: int, width: int, levels: int = 3) -> keras.Model:
-    """A small U-Net in the manner of DRUNet (Zhang et al. 2021) without its noise-level input, for
-    speed: a 2×2 stride-2 convolution takes the image to half resolution (as FFDNet's pixel-unshuffle),
+@keras.saving.register_keras_serializable(package="denoise")
+class NoiseLevelMap(keras.layers.Layer):
+    """Each image's Gaussian noise σ, estimated as Immerkær (1996) does, as a constant map of its size:
+    a 3×3 difference-of-Laplacians kernel cancels smooth image content, and for white noise its mean
+    absolute response is σ · 6 · √(2/π). Textures inflate the estimate a little; the network learns how
+    far to trust it. The map is in units of 50/255 so that it spans about 0–1 over the usual levels."""
+
+    KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    UNIT = 50 / 255
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # the estimate is a small difference of large sums
+        super().__init__(**kwargs)
+
+    def call(self, images):
+        images = keras.ops.cast(images, "float32")
+        kernel = np.tile(self.KERNEL[:, :, None, None], (1, 1, images.shape[-1], 1))
+        response = keras.ops.depthwise_conv(images, kernel, padding="valid")
+        sigma = keras.ops.mean(keras.ops.abs(response), axis=(1, 2, 3), keepdims=True) * math.sqrt(math.pi / 2) / 6
+        return keras.ops.zeros_like(images[..., :1]) + sigma / self.UNIT
+
+
+def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False) -> keras.Model:
+    """A small U-Net in the manner of DRUNet (Zhang et al. 2021), for speed: a 2×2 stride-2
+    convolution takes the image to half resolution (as FFDNet's pixel-unshuffle),
     each level has `blocks` residual blocks and twice the width of the one above, strided convolutions
     go down, transposed ones up, skips are added. All the work happens at ¼ to ¹⁄₆₄ of the pixels:
     with one block per level and width 64 the receptive field is 88 pixels (DnCNN-17's is 35) for a
-    fifth of DnCNN-17×64's arithmetic. The network predicts the noise, subtracted in float32."""
+    fifth of DnCNN-17×64's arithmetic. The network predicts the noise, subtracted in float32.
+    With `noise_map`, the input also carries the estimated noise level (NoiseLevelMap), as FFDNet's
+    noise-level map but estimated from the image itself, so the model stays blind."""
     noisy = keras.Input((None, None, channels), name="noisy")
-    x = keras.layers.Conv2D(width, 2, strides=2)(noisy)
+    x = keras.layers.Concatenate()([noisy, NoiseLevelMap()(noisy)]) if noise_map else noisy
+    x = keras.layers.Conv2D(width, 2, strides=2)(x)
     skips = []
     for level in range(levels - 1):
         for _ in range(blocks):
@@ -76,7 +103,7 @@ def build_model(config: TrainConfig, channels: int) -> keras.Model:
     if config.model == "seed":
         return seed_model(channels)
     if config.model == "unet":
-        return unet(channels, config.depth, config.width)
+        return unet(channels, config.depth, config.width, noise_map=config.noise_map)
     return dncnn(channels, config.depth, config.width)
 
 
