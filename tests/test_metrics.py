@@ -26,8 +26,35 @@ def test_noisier_input_scores_lower(smooth_image):
     assert metrics.ssim(clean, clean) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", ["bce", "mse", "l1"])
+@pytest.mark.parametrize("name", ["bce", "mse", "l1", "rmse"])
 def test_losses_grow_away_from_the_target(name):
     target = np.array([[0.2, 0.7]], np.float32)
     loss = metrics.get_loss(name)
     assert float(loss(target, target + 0.1)) > float(loss(target, target))
+
+
+def test_rmse_is_the_root_of_mse_with_gradients_of_l1s_size():
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    target = tf.constant(rng.random((2, 8, 8, 1)), tf.float32)
+    estimate = tf.Variable(target + 0.02 * rng.standard_normal((2, 8, 8, 1)).astype(np.float32))
+    rmse, mse, l1 = (metrics.get_loss(n) for n in ("rmse", "mse", "l1"))
+    assert float(rmse(target, estimate)) == pytest.approx(float(mse(target, estimate)) ** 0.5, rel=1e-4)
+    norms = {}
+    for name, loss in (("rmse", rmse), ("mse", mse), ("l1", l1)):
+        with tf.GradientTape() as tape:
+            value = loss(target, estimate)
+        norms[name] = float(tf.norm(tape.gradient(value, estimate)))
+    assert 0.5 < norms["rmse"] / norms["l1"] < 2 and norms["mse"] < norms["l1"] / 10
+
+
+def test_a_phased_loss_switches_and_survives_saving():
+    import keras
+    target = np.zeros((1, 4, 4, 1), np.float32)
+    estimate = np.full((1, 4, 4, 1), 0.1, np.float32)
+    phased = metrics.get_loss("l1", "mse")
+    assert float(phased(target, estimate)) == pytest.approx(0.1)
+    phased.use_final.assign(True)
+    assert float(phased(target, estimate)) == pytest.approx(0.01)
+    again = keras.losses.deserialize(keras.losses.serialize(phased))
+    assert isinstance(again, metrics.PhasedLoss) and (again.first_name, again.final_name) == ("l1", "mse")

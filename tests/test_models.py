@@ -16,10 +16,10 @@ def test_any_size_keeps_its_shape(name, multiple, height, width, smooth_image):
     assert out.shape == (height, width, 1) and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ["dncnn", "unet"])
-def test_residual_models_return_their_input_when_they_predict_no_noise(name, smooth_image):
+@pytest.mark.parametrize("name, full_width", [("dncnn", 0), ("unet", 0), ("unet", 4)])
+def test_residual_models_return_their_input_when_they_predict_no_noise(name, full_width, smooth_image):
     image = smooth_image(21, 30, channels=3)
-    model = models.build_model(TrainConfig(model=name, depth=3 if name == "dncnn" else 1, width=4), channels=3)
+    model = models.build_model(TrainConfig(model=name, depth=3 if name == "dncnn" else 1, width=4, full_width=full_width), channels=3)
     for layer in model.layers:  # zero weights: predicted noise is zero, output equals input
         layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
     np.testing.assert_allclose(tiling.predict(model, image), image, atol=1e-6)
@@ -102,3 +102,19 @@ def test_unet_with_noise_map_saves_loads_and_needs_the_unet(tmp_path, smooth_ima
     np.testing.assert_array_equal(tiling.predict(models.load_model(tmp_path / "m.keras"), image), tiling.predict(model, image))
     with pytest.raises(ConfigError, match="train.noise_map: only the unet model"):
         TrainConfig(model="dncnn", noise_map=True).validate("train")
+
+
+@pytest.mark.parametrize("height, width", [(33, 47), (8, 9)])
+def test_unet_with_full_resolution_blocks_keeps_shapes_saves_loads_and_needs_the_unet(tmp_path, smooth_image, height, width):
+    image = smooth_image(height, width) + np.random.default_rng(0).normal(0, 0.1, (height, width, 1)).astype(np.float32)
+    plain = models.build_model(TrainConfig(model="unet", depth=1, width=8), channels=1)
+    model = models.build_model(TrainConfig(model="unet", depth=1, width=8, full_width=4), channels=1)
+    assert models.size_multiple(model) == 8 and model.count_params() > plain.count_params()
+    full_res = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3) and layer.filters in (1, 4)]
+    assert len(full_res) == 6  # entry conv, two blocks of two, exit conv
+    model.save(tmp_path / "m.keras")
+    out = tiling.predict(models.load_model(tmp_path / "m.keras"), image)
+    assert out.shape == image.shape
+    np.testing.assert_array_equal(out, tiling.predict(model, image))
+    with pytest.raises(ConfigError, match="train.full_width: only the unet model"):
+        TrainConfig(model="dncnn", full_width=16).validate("train")

@@ -22,14 +22,15 @@ def test_tiled_equals_untiled(model, smooth_image, height, width):
     np.testing.assert_allclose(tiled, whole, atol=2e-3)
 
 
-def test_unet_tiles_on_its_own_pixel_grid(smooth_image):
+@pytest.mark.parametrize("full_width, tile, overlap", [(0, 270, 135), (4, 320, 156)])  # overlap/3 ≥ the receptive radius, 44 or 50 pixels
+def test_unet_tiles_on_its_own_pixel_grid(smooth_image, full_width, tile, overlap):
     """A strided network is not shift-invariant: tiles must start on multiples of 8 to equal the whole-image pass."""
-    unet = models.unet(1, blocks=1, width=4)
+    unet = models.unet(1, blocks=1, width=4, full_width=full_width)
     rng = np.random.default_rng(1)
     unet.set_weights([rng.normal(0, 0.15, w.shape).astype(np.float32) for w in unet.get_weights()])
     for height, width in ((301, 287), (90, 405)):  # odd sides; one side shorter than the tile
         image = smooth_image(height, width)
-        tiled = tiling.predict_tiled(unet, image, tile=270, overlap=135, batch_size=2)  # overlap/3 ≥ the 44-pixel receptive radius
+        tiled = tiling.predict_tiled(unet, image, tile=tile, overlap=overlap, batch_size=2)
         assert tiled.shape == image.shape
         np.testing.assert_allclose(tiled, tiling.predict(unet, image), atol=1e-4)
 

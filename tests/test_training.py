@@ -23,7 +23,8 @@ def run(tmp_path, smooth_image, config=CONFIG):
                           model_path=tmp_path / "model.keras", live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
 
 
-@pytest.mark.parametrize("levers", [{}, {"ema": 0.9, "weight_by_noise": True, "warmup_steps": 4, "clip_norm": 0.5}])
+@pytest.mark.parametrize("levers", [{}, {"ema": 0.9, "weight_by_noise": True, "warmup_steps": 4, "clip_norm": 0.5},
+                                    {"final_loss": "rmse", "final_epochs": 2}])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch, levers):
     config = dataclasses.replace(CONFIG, **levers)
     straight = run(tmp_path / "straight", smooth_image, config)
@@ -47,6 +48,19 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, 
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, atol=1e-5)
     assert not list((tmp_path / "resumed" / "ckpt").glob("*.keras"))  # checkpoints removed once complete
+
+
+def test_the_final_loss_takes_over_for_the_last_epochs(tmp_path, smooth_image, monkeypatch):
+    seen = []
+    record = training.FinalLoss.on_epoch_begin
+
+    def recording(self, epoch, logs=None):
+        record(self, epoch, logs)
+        seen.append(bool(self.model.loss.use_final.numpy()))
+
+    monkeypatch.setattr(training.FinalLoss, "on_epoch_begin", recording)
+    run(tmp_path, smooth_image, dataclasses.replace(CONFIG, final_loss="rmse", final_epochs=1))
+    assert seen == [False, False, True]
 
 
 def test_a_completed_run_retrains_from_scratch(tmp_path, smooth_image):

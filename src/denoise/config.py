@@ -20,7 +20,7 @@ NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle")
 # The params key that holds the level of each noise type, its unit and its allowed range.
 NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount"}
 MODELS = ("seed", "dncnn", "unet")
-LOSSES = ("bce", "mse", "l1")
+LOSSES = ("bce", "mse", "l1", "rmse")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BASELINES = ("auto", "bm3d", "nlm", "none")
@@ -172,6 +172,8 @@ class TrainConfig:
     depth: int = 17
     width: int = 64
     loss: str = "l1"
+    final_loss: str | None = None
+    final_epochs: int = 0
     epochs: int = 10
     steps_per_epoch: int = 100
     batch_size: int = 32
@@ -187,6 +189,7 @@ class TrainConfig:
     ema: float | None = None
     weight_by_noise: bool = False
     noise_map: bool = False
+    full_width: int = 0
     seed: int = 0
 
     @property
@@ -196,6 +199,13 @@ class TrainConfig:
     def validate(self, key: str) -> None:
         _choice(self.model, f"{key}.model", MODELS)
         _choice(self.loss, f"{key}.loss", LOSSES)
+        if self.final_loss is not None:
+            _choice(self.final_loss, f"{key}.final_loss", LOSSES)
+        _at_least(self.final_epochs, f"{key}.final_epochs", 0)
+        if self.final_epochs > self.epochs:
+            raise ConfigError(f"{key}.final_epochs: {self.final_epochs} is more than the {self.epochs} epochs (train.epochs)")
+        if self.final_epochs and self.final_loss is None:
+            raise ConfigError(f"{key}.final_epochs: {self.final_epochs} epochs of which loss? set train.final_loss too, or final_epochs to 0")
         _choice(self.schedule, f"{key}.schedule", SCHEDULES)
         _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
         _at_least(self.depth, f"{key}.depth", 1 if self.model == "unet" else 3)
@@ -215,6 +225,9 @@ class TrainConfig:
             raise ConfigError(f"{key}.clip_norm: {self.clip_norm!r} must be null or a positive gradient norm, such as 1.0")
         if self.noise_map and self.model != "unet":
             raise ConfigError(f"{key}.noise_map: only the unet model takes a noise-level map; set it to false for {self.model}")
+        _at_least(self.full_width, f"{key}.full_width", 0)
+        if self.full_width and self.model != "unet":
+            raise ConfigError(f"{key}.full_width: only the unet model has full-resolution layers; set it to 0 for {self.model}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"{key}.ema: {self.ema!r} must be null or a momentum in (0, 1), such as 0.999")
 

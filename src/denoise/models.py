@@ -69,7 +69,7 @@ class NoiseLevelMap(keras.layers.Layer):
         return keras.ops.zeros_like(images[..., :1]) + sigma / self.UNIT
 
 
-def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False) -> keras.Model:
+def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False, full_width: int = 0) -> keras.Model:
     """A small U-Net in the manner of DRUNet (Zhang et al. 2021), for speed: a 2×2 stride-2
     convolution takes the image to half resolution (as FFDNet's pixel-unshuffle),
     each level has `blocks` residual blocks and twice the width of the one above, strided convolutions
@@ -77,9 +77,14 @@ def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: boo
     with one block per level and width 64 the receptive field is 88 pixels (DnCNN-17's is 35) for a
     fifth of DnCNN-17×64's arithmetic. The network predicts the noise, subtracted in float32.
     With `noise_map`, the input also carries the estimated noise level (NoiseLevelMap), as FFDNet's
-    noise-level map but estimated from the image itself, so the model stays blind."""
+    noise-level map but estimated from the image itself, so the model stays blind.
+    With `full_width`, a residual block of that many channels works at full resolution before the
+    first halving and another after the last doubling (joined by a skip), as DRUNet's top level."""
     noisy = keras.Input((None, None, channels), name="noisy")
     x = keras.layers.Concatenate()([noisy, NoiseLevelMap()(noisy)]) if noise_map else noisy
+    if full_width:
+        x = keras.layers.Conv2D(full_width, 3, padding="same")(x)
+        x = top = _residual_block(x, full_width)
     x = keras.layers.Conv2D(width, 2, strides=2)(x)
     skips = []
     for level in range(levels - 1):
@@ -94,7 +99,12 @@ def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: boo
         x = keras.layers.Add()([x, skips[level]])
         for _ in range(blocks):
             x = _residual_block(x, width * 2**level)
-    residual = keras.layers.Conv2DTranspose(channels, 2, strides=2, dtype="float32")(x)
+    if full_width:
+        x = keras.layers.Conv2DTranspose(full_width, 2, strides=2)(x)
+        x = _residual_block(keras.layers.Add()([x, top]), full_width)
+        residual = keras.layers.Conv2D(channels, 3, padding="same", dtype="float32")(x)
+    else:
+        residual = keras.layers.Conv2DTranspose(channels, 2, strides=2, dtype="float32")(x)
     clean = keras.layers.Subtract(dtype="float32")([noisy, residual])
     return keras.Model(noisy, clean, name="unet")
 
@@ -103,7 +113,7 @@ def build_model(config: TrainConfig, channels: int) -> keras.Model:
     if config.model == "seed":
         return seed_model(channels)
     if config.model == "unet":
-        return unet(channels, config.depth, config.width, noise_map=config.noise_map)
+        return unet(channels, config.depth, config.width, noise_map=config.noise_map, full_width=config.full_width)
     return dncnn(channels, config.depth, config.width)
 
 

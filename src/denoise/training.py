@@ -107,6 +107,20 @@ class ValidationPSNR(keras.callbacks.Callback):
         logs["val_psnr"] = float(np.mean(scores))
 
 
+class FinalLoss(keras.callbacks.Callback):
+    """Turns a PhasedLoss to its final loss for the last `final_epochs` epochs; set from the epoch number,
+    so a resumed run is in the right phase."""
+
+    def __init__(self, epochs: int, final_epochs: int):
+        super().__init__()
+        self.first_final_epoch = epochs - final_epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        loss = self.model.loss
+        if isinstance(loss, metrics.PhasedLoss):
+            loss.use_final.assign(epoch >= self.first_final_epoch)
+
+
 class Checkpoint(keras.callbacks.Callback):
     """After each epoch: save the last model (with optimizer state) and the best by val_psnr."""
 
@@ -155,10 +169,10 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
             shutil.rmtree(live_dir)
         model = models.build_model(config, channels=train_pairs[0].images[0].shape[-1])
         optimizer = keras.optimizers.Adam(learning_rate(config), global_clipnorm=config.clip_norm, use_ema=config.ema is not None, ema_momentum=config.ema or 0.99)
-        model.compile(optimizer=optimizer, loss=metrics.get_loss(config.loss))
+        model.compile(optimizer=optimizer, loss=metrics.get_loss(config.loss, config.final_loss if config.final_epochs else None))
     data = patch_batches(*train_pairs, config, noise, start * config.steps_per_epoch, (config.epochs - start) * config.steps_per_epoch)
     live = Live(str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
-    callbacks = [ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
+    callbacks = [FinalLoss(config.epochs, config.final_epochs), ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
     if start < config.epochs:
         model.fit(data, epochs=config.epochs, initial_epoch=start, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     live.end()
