@@ -4,10 +4,15 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
+from denoise.config import parse_params
 from tiny_repo import ROOT, TINY, env
+
+sys.path.insert(0, str(ROOT / "bench"))
+import run_bench  # noqa: E402
 
 
 def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
@@ -55,3 +60,12 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     again = (tmp_path / "levers.md").read_text().splitlines()
     assert again[4] == first[4] and again[5].startswith("| mse | 4 |") and len(again) == len(first)
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "bench").glob("preset*.yaml")))
+def test_every_bench_preset_is_valid_params(preset, tmp_path):
+    for folder in ("train400", "bsd68", "set12"):
+        (tmp_path / folder).mkdir()
+    raw = run_bench.merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load((ROOT / "bench" / preset).read_text()), tmp_path)
+    params = parse_params(raw)
+    assert params.train.model == "unet" and params.train.fresh_levels is not None

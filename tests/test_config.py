@@ -46,6 +46,7 @@ def test_committed_params_are_valid(monkeypatch):
         ("train", "warmup_steps", -1, "train.warmup_steps: -1 is too small"),
         ("train", "warmup_steps", 10**9, "train.warmup_steps: 1000000000 must be fewer than the"),
         ("train", "clip_norm", 0, "train.clip_norm: 0.0 must be null or a positive gradient norm"),
+        ("train", "patch_candidates", 0, "train.patch_candidates: 0 is too small"),
     ],
 )
 def test_invalid_values_name_the_key(section, key, value, message, monkeypatch):

@@ -117,3 +117,24 @@ def test_noise_weighting_gives_quieter_patches_more_weight(tmp_path):
     assert noise_std[order[-1]] > 3 * noise_std[order[0]]
     assert np.all(np.diff(weight[order]) < 0)  # strictly falling as the noise grows
     np.testing.assert_allclose(weight * (noise_std * 255 + 25 / 6), 25, rtol=1e-3)  # 1 at σ 25
+
+
+def test_patch_candidates_prefer_textured_patches_and_keep_pairs_aligned(tmp_path):
+    tmp_path.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    half_flat = np.full((64, 64), 128, np.uint8)
+    half_flat[:, 32:] = rng.integers(0, 255, (64, 32), dtype=np.uint8)  # left half flat, right half texture
+    Image.fromarray(half_flat).save(tmp_path / "half.png")
+    clean, _ = prepare(str(tmp_path), DataConfig(source=str(tmp_path), channels=1))
+
+    def texture(candidates):
+        config = TrainConfig(batch_size=8, patch_size=16, patch_candidates=candidates)
+        targets = np.concatenate([target for _, target in patch_batches(clean, clean, config, NoiseConfig(), 0, 20)])
+        return np.abs(np.diff(targets, axis=2)).mean()
+
+    assert texture(4) > 1.3 * texture(1)
+    noise = NoiseConfig(sigma=Levels(values=(0.0,)))
+    config = TrainConfig(batch_size=8, patch_size=16, fresh_noise=False, patch_candidates=3)
+    for noisy, target in patch_batches(clean, add_noise_to_stack(clean, noise), config, noise, 0, 2):
+        assert target.shape == (8, 16, 16, 1)
+        np.testing.assert_allclose(noisy, target, atol=1e-6)

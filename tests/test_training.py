@@ -24,7 +24,7 @@ def run(tmp_path, smooth_image, config=CONFIG):
 
 
 @pytest.mark.parametrize("levers", [{}, {"ema": 0.9, "weight_by_noise": True, "warmup_steps": 4, "clip_norm": 0.5},
-                                    {"final_loss": "rmse", "final_epochs": 2}])
+                                    {"final_loss": "rmse", "final_epochs": 2, "patch_candidates": 2}])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch, levers):
     config = dataclasses.replace(CONFIG, **levers)
     straight = run(tmp_path / "straight", smooth_image, config)

@@ -190,6 +190,7 @@ class TrainConfig:
     weight_by_noise: bool = False
     noise_map: bool = False
     full_width: int = 0
+    patch_candidates: int = 1
     seed: int = 0
 
     @property
@@ -228,6 +229,7 @@ class TrainConfig:
         _at_least(self.full_width, f"{key}.full_width", 0)
         if self.full_width and self.model != "unet":
             raise ConfigError(f"{key}.full_width: only the unet model has full-resolution layers; set it to 0 for {self.model}")
+        _at_least(self.patch_candidates, f"{key}.patch_candidates", 1)
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"{key}.ema: {self.ema!r} must be null or a momentum in (0, 1), such as 0.999")
 

@@ -33,6 +33,31 @@ def _dihedral(batch: tf.Tensor, seed) -> tf.Tensor:
     return tf.where(mask(flips[2]), tf.transpose(batch, [0, 2, 1, 3]), batch)
 
 
+def _texture_sums(images_: list[np.ndarray]) -> np.ndarray:
+    """Summed-area tables of each image's texture: |horizontal| + |vertical| difference to the next
+    pixel (0 past the image's last row and column), averaged over channels, zero-padded as _padded."""
+    maps = []
+    for image in images_:
+        texture = np.zeros(image.shape[:2], np.float64)
+        texture[:, :-1] += np.abs(np.diff(image, axis=1)).mean(-1)
+        texture[:-1] += np.abs(np.diff(image, axis=0)).mean(-1)
+        maps.append(texture[..., None])
+    padded = _padded(maps)[..., 0].astype(np.float64)
+    return np.pad(padded.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+
+
+def _most_textured(sums, image_index, pick, corner, size: int, keep: int):
+    """Of each consecutive group of len(pick) // keep candidate patches, the one whose clean content
+    varies most (summed texture, four look-ups in the summed-area table): flat patches are learned
+    early, while texture and edges are what is left to learn late in a run, and what BM3D does best."""
+    top, left = corner[:, 0], corner[:, 1]
+    at = lambda y, x: tf.gather_nd(sums, tf.stack([image_index, y, x], -1))  # noqa: E731
+    texture = at(top + size, left + size) - at(top, left + size) - at(top + size, left) + at(top, left)
+    groups = tf.shape(pick)[0] // keep
+    chosen = tf.argmax(tf.reshape(texture, [keep, groups]), axis=1, output_type=tf.int32) + tf.range(keep) * groups
+    return tf.gather(pick, chosen), tf.gather(corner, chosen)
+
+
 def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig, first_step: int, steps: int) -> tf.data.Dataset:
     """(noisy, clean) batches number first_step … first_step+steps-1. Batch b depends only on the
     seed and b, so an interrupted run that resumes at step b sees exactly the data it would have."""
@@ -54,12 +79,17 @@ def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseC
     pair_clean = tf.constant(pair_clean, tf.int32)
     base = tf.constant(derive_seed("patches", config.seed), tf.int64)
     offsets = tf.range(size)
+    candidates = config.batch_size * config.patch_candidates
+    if config.patch_candidates > 1:
+        texture_sums = tf.constant(_texture_sums([clean.images[i] for i in usable]))
 
     def make_batch(step):
         seeds = tf.random.experimental.stateless_split(tf.stack([base[0], step]), 5)
-        pick = tf.random.stateless_uniform([config.batch_size], seeds[0], 0, len(sizes), dtype=tf.int32)
+        pick = tf.random.stateless_uniform([candidates], seeds[0], 0, len(sizes), dtype=tf.int32)
         room = tf.cast(tf.gather(sizes, pick) - size + 1, tf.float32)
-        corner = tf.cast(tf.random.stateless_uniform([config.batch_size, 2], seeds[1]) * room, tf.int32)
+        corner = tf.cast(tf.random.stateless_uniform([candidates, 2], seeds[1]) * room, tf.int32)
+        if config.patch_candidates > 1:
+            pick, corner = _most_textured(texture_sums, tf.gather(pair_clean, pick), pick, corner, size, config.batch_size)
         rows = corner[:, 0, None, None] + offsets[None, :, None]
         cols = corner[:, 1, None, None] + offsets[None, None, :]
         rows, cols = tf.broadcast_to(rows, [config.batch_size, size, size]), tf.broadcast_to(cols, [config.batch_size, size, size])
