@@ -26,10 +26,11 @@ SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)
 
 def model_label(train: dict) -> str:
     if train["model"] == "unet":
-        extras = [f"{train['full_width']}-ch full-resolution ends"] if train.get("full_width") else []
-        extras += ["estimated noise map"] if train.get("noise_map") else []
-        extras += [f"patches the most textured of {train['patch_candidates']}"] if train.get("patch_candidates", 1) > 1 else []
-        return f"U-Net {train['width']}–{train['width'] * 4}, {train['depth']} block/level{''.join(', ' + e for e in extras)}, blind (ours)"
+        parts = [f"U-Net {train['width']}–{train['width'] * 4}", f"{train['depth']} block/level"]
+        parts += [f"{train['full_width']}-ch full-resolution ends"] if train.get("full_width") else []
+        parts += ["estimated noise map"] if train.get("noise_map") else []
+        parts += [f"patches the most textured of {train['patch_candidates']}"] if train.get("patch_candidates", 1) > 1 else []
+        return ", ".join(parts + ["blind (ours)"])
     return f"DnCNN-{train['depth']}×{train['width']} blind (ours)"
 
 

@@ -120,7 +120,6 @@ def test_noise_weighting_gives_quieter_patches_more_weight(tmp_path):
 
 
 def test_patch_candidates_prefer_textured_patches_and_keep_pairs_aligned(tmp_path):
-    tmp_path.mkdir(exist_ok=True)
     rng = np.random.default_rng(1)
     half_flat = np.full((64, 64), 128, np.uint8)
     half_flat[:, 32:] = rng.integers(0, 255, (64, 32), dtype=np.uint8)  # left half flat, right half texture

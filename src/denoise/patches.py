@@ -38,12 +38,12 @@ def _texture_sums(images_: list[np.ndarray]) -> np.ndarray:
     pixel (0 past the image's last row and column), averaged over channels, zero-padded as _padded."""
     maps = []
     for image in images_:
-        texture = np.zeros(image.shape[:2], np.float64)
-        texture[:, :-1] += np.abs(np.diff(image, axis=1)).mean(-1)
-        texture[:-1] += np.abs(np.diff(image, axis=0)).mean(-1)
-        maps.append(texture[..., None])
-    padded = _padded(maps)[..., 0].astype(np.float64)
-    return np.pad(padded.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+        texture = np.zeros((*image.shape[:2], 1), np.float32)
+        texture[:, :-1] += np.abs(np.diff(image, axis=1)).mean(-1, keepdims=True)
+        texture[:-1] += np.abs(np.diff(image, axis=0)).mean(-1, keepdims=True)
+        maps.append(texture)
+    sums = _padded(maps)[..., 0].cumsum(1, dtype=np.float64).cumsum(2)
+    return np.pad(sums, ((0, 0), (1, 0), (1, 0)))
 
 
 def _most_textured(sums, image_index, pick, corner, size: int, keep: int):
