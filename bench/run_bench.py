@@ -30,6 +30,7 @@ def model_label(train: dict) -> str:
         parts += [f"{train['full_width']}-ch full-resolution ends"] if train.get("full_width") else []
         parts += ["estimated noise map"] if train.get("noise_map") else []
         parts += [f"patches the most textured of {train['patch_candidates']}"] if train.get("patch_candidates", 1) > 1 else []
+        parts += ["zero-initialized residual blocks"] if train.get("zero_init_residual") else []
         return ", ".join(parts + ["blind (ours)"])
     return f"DnCNN-{train['depth']}×{train['width']} blind (ours)"
 

@@ -118,3 +118,28 @@ def test_unet_with_full_resolution_blocks_keeps_shapes_saves_loads_and_needs_the
     np.testing.assert_array_equal(out, tiling.predict(model, image))
     with pytest.raises(ConfigError, match="train.full_width: only the unet model"):
         TrainConfig(model="dncnn", full_width=16).validate("train")
+
+
+@pytest.mark.parametrize("zero_init", [False, True])
+def test_zero_init_residual_blocks_start_as_identities(zero_init, smooth_image):
+    """With zero_init_residual, a block's branch adds nothing until trained: whatever its first
+    convolution holds, the freshly built network's output is the same; without it, the output moves."""
+    image = smooth_image(32, 40)[None]
+    config = TrainConfig(model="unet", depth=2, width=4, full_width=4, zero_init_residual=zero_init)
+    model = models.build_model(config, channels=1)
+    before = np.asarray(model(image))
+    first_convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D) and layer.get_config()["activation"] == "relu"]
+    assert len(first_convs) == 2 * 5 + 2  # two blocks at each of the five level passes, one at each full-resolution end
+    rng = np.random.default_rng(0)
+    for layer in first_convs:
+        layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    after = np.asarray(model(image))
+    if zero_init:
+        np.testing.assert_array_equal(after, before)
+    else:
+        assert np.abs(after - before).max() > 1e-3
+
+
+def test_zero_init_residual_needs_the_unet():
+    with pytest.raises(ConfigError, match="train.zero_init_residual: only the unet model has residual blocks"):
+        TrainConfig(model="dncnn", zero_init_residual=True).validate("train")

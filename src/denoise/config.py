@@ -191,6 +191,7 @@ class TrainConfig:
     noise_map: bool = False
     full_width: int = 0
     patch_candidates: int = 1
+    zero_init_residual: bool = False
     seed: int = 0
 
     @property
@@ -230,6 +231,8 @@ class TrainConfig:
         if self.full_width and self.model != "unet":
             raise ConfigError(f"{key}.full_width: only the unet model has full-resolution layers; set it to 0 for {self.model}")
         _at_least(self.patch_candidates, f"{key}.patch_candidates", 1)
+        if self.zero_init_residual and self.model != "unet":
+            raise ConfigError(f"{key}.zero_init_residual: only the unet model has residual blocks; set it to false for {self.model}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"{key}.ema: {self.ema!r} must be null or a momentum in (0, 1), such as 0.999")
 

@@ -41,9 +41,12 @@ def dncnn(channels: int, depth: int, width: int) -> keras.Model:
     return keras.Model(noisy, clean, name="dncnn")
 
 
-def _residual_block(x, width: int):
+def _residual_block(x, width: int, zero_init: bool = False):
+    """conv–ReLU–conv added to its input; with `zero_init` the second conv starts at zero, so the block
+    starts as the identity (as Goyal et al. 2017's zero γ, or Fixup): without normalization, a stack of
+    randomly initialized residual branches starts badly scaled and trains slower."""
     y = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
-    y = keras.layers.Conv2D(width, 3, padding="same")(y)
+    y = keras.layers.Conv2D(width, 3, padding="same", kernel_initializer="zeros" if zero_init else "glorot_uniform")(y)
     return keras.layers.Add()([x, y])
 
 
@@ -69,7 +72,7 @@ class NoiseLevelMap(keras.layers.Layer):
         return keras.ops.zeros_like(images[..., :1]) + sigma / self.UNIT
 
 
-def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False, full_width: int = 0) -> keras.Model:
+def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False, full_width: int = 0, zero_init_residual: bool = False) -> keras.Model:
     """A small U-Net in the manner of DRUNet (Zhang et al. 2021), for speed: a 2×2 stride-2
     convolution takes the image to half resolution (as FFDNet's pixel-unshuffle),
     each level has `blocks` residual blocks and twice the width of the one above, strided convolutions
@@ -79,29 +82,31 @@ def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: boo
     With `noise_map`, the input also carries the estimated noise level (NoiseLevelMap), as FFDNet's
     noise-level map but estimated from the image itself, so the model stays blind.
     With `full_width`, a residual block of that many channels works at full resolution before the
-    first halving and another after the last doubling (joined by a skip), as DRUNet's top level."""
+    first halving and another after the last doubling (joined by a skip), as DRUNet's top level.
+    With `zero_init_residual`, every residual block starts as the identity (_residual_block)."""
+    block = lambda x, width: _residual_block(x, width, zero_init_residual)  # noqa: E731
     noisy = keras.Input((None, None, channels), name="noisy")
     x = keras.layers.Concatenate()([noisy, NoiseLevelMap()(noisy)]) if noise_map else noisy
     if full_width:
         x = keras.layers.Conv2D(full_width, 3, padding="same")(x)
-        x = top = _residual_block(x, full_width)
+        x = top = block(x, full_width)
     x = keras.layers.Conv2D(width, 2, strides=2)(x)
     skips = []
     for level in range(levels - 1):
         for _ in range(blocks):
-            x = _residual_block(x, width * 2**level)
+            x = block(x, width * 2**level)
         skips.append(x)
         x = keras.layers.Conv2D(width * 2 ** (level + 1), 2, strides=2)(x)
     for _ in range(blocks):
-        x = _residual_block(x, width * 2 ** (levels - 1))
+        x = block(x, width * 2 ** (levels - 1))
     for level in reversed(range(levels - 1)):
         x = keras.layers.Conv2DTranspose(width * 2**level, 2, strides=2)(x)
         x = keras.layers.Add()([x, skips[level]])
         for _ in range(blocks):
-            x = _residual_block(x, width * 2**level)
+            x = block(x, width * 2**level)
     if full_width:
         x = keras.layers.Conv2DTranspose(full_width, 2, strides=2)(x)
-        x = _residual_block(keras.layers.Add()([x, top]), full_width)
+        x = block(keras.layers.Add()([x, top]), full_width)
         residual = keras.layers.Conv2D(channels, 3, padding="same", dtype="float32")(x)
     else:
         residual = keras.layers.Conv2DTranspose(channels, 2, strides=2, dtype="float32")(x)
@@ -113,7 +118,8 @@ def build_model(config: TrainConfig, channels: int) -> keras.Model:
     if config.model == "seed":
         return seed_model(channels)
     if config.model == "unet":
-        return unet(channels, config.depth, config.width, noise_map=config.noise_map, full_width=config.full_width)
+        return unet(channels, config.depth, config.width, noise_map=config.noise_map, full_width=config.full_width,
+                    zero_init_residual=config.zero_init_residual)
     return dncnn(channels, config.depth, config.width)
 
 
