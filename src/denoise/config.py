@@ -24,6 +24,7 @@ LOSSES = ("bce", "mse", "l1", "rmse")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BASELINES = ("auto", "bm3d", "nlm", "none")
+UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-resolution layers", "zero_init_residual": "has residual blocks"}
 
 
 @dataclass(frozen=True)
@@ -225,14 +226,13 @@ class TrainConfig:
             raise ConfigError(f"{key}.warmup_steps: {self.warmup_steps} must be fewer than the {self.total_steps} training steps")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ConfigError(f"{key}.clip_norm: {self.clip_norm!r} must be null or a positive gradient norm, such as 1.0")
-        if self.noise_map and self.model != "unet":
-            raise ConfigError(f"{key}.noise_map: only the unet model takes a noise-level map; set it to false for {self.model}")
         _at_least(self.full_width, f"{key}.full_width", 0)
-        if self.full_width and self.model != "unet":
-            raise ConfigError(f"{key}.full_width: only the unet model has full-resolution layers; set it to 0 for {self.model}")
         _at_least(self.patch_candidates, f"{key}.patch_candidates", 1)
-        if self.zero_init_residual and self.model != "unet":
-            raise ConfigError(f"{key}.zero_init_residual: only the unet model has residual blocks; set it to false for {self.model}")
+        for name, what in UNET_ONLY.items():
+            value = getattr(self, name)
+            if value and self.model != "unet":
+                off = "false" if isinstance(value, bool) else "0"
+                raise ConfigError(f"{key}.{name}: only the unet model {what}; set it to {off} for {self.model}")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ConfigError(f"{key}.ema: {self.ema!r} must be null or a momentum in (0, 1), such as 0.999")
 
