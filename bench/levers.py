@@ -78,8 +78,8 @@ def main():
         lines.append(f"| {name} | {result['steps']} | {result['minutes']:.1f} | {result['seconds']:.2f} | "
                      + " | ".join(f"{result[f'{s} {g}']:.2f}" for s in SETS for g in SIGMAS) + " |")
         print(lines[-1], flush=True)
-    text = (f"PSNR (dB) of the model alone: Set12 and every 4th BSD68 image (BSD68¼), σ 15/25/50, noise seed 0. Each variant "
-            f"changes the bench preset's `train` section as named; measured by `make levers` on this machine.\n\n" + "\n".join(lines) + "\n")
+    text = ("PSNR (dB) of the model alone: Set12 and every 4th BSD68 image (BSD68¼), σ 15/25/50, noise seed 0. Each variant "
+            "changes the bench preset's `train` section as named; measured by `make levers` on this machine.\n\n" + "\n".join(lines) + "\n")
     Path(args.out).write_text(text)
     print(text)
 

@@ -34,7 +34,7 @@ def test_committed_params_are_valid(monkeypatch):
         ("split", "test_fraction", 1.0, "split.test_fraction: 1.0 must be strictly between 0 and 1"),
         ("split", "test_fraction", 0, "split.test_fraction: 0.0 must be strictly between 0 and 1"),
         ("train", "model", "unet9000", "train.model: unknown value 'unet9000'; allowed: seed, dncnn, unet"),
-        ("train", "loss", "huber", "train.loss: unknown value 'huber'; allowed: bce, mse, l1"),
+        ("train", "loss", "huber", "train.loss: unknown value 'huber'; allowed: bce, mse, l1, rmse, psnr"),
         ("noise", "type", "pink", "noise.type: unknown value 'pink'"),
         ("data", "source", "/no/such/folder", "data.source: '/no/such/folder' is neither a folder of images nor a .txt list"),
         ("split", "test_source", "params.yaml", "split.test_source: 'params.yaml' is neither a folder"),
@@ -47,6 +47,10 @@ def test_committed_params_are_valid(monkeypatch):
         ("train", "warmup_steps", 10**9, "train.warmup_steps: 1000000000 must be fewer than the"),
         ("train", "clip_norm", 0, "train.clip_norm: 0.0 must be null or a positive gradient norm"),
         ("train", "patch_candidates", 0, "train.patch_candidates: 0 is too small"),
+        ("train", "final_patch_size", 100, "train.final_patch_size: the unet model halves the size three times, so it must be a multiple of 8"),
+        ("train", "final_batch_size", 0, "train.final_batch_size: 0 is too small"),
+        ("train", "scales", [1, 1.5], "train.scales: [1.0, 1.5] must be different numbers in (0, 1]"),
+        ("train", "scales", "big", "train.scales: expected a number, got 'big'"),
     ],
 )
 def test_invalid_values_name_the_key(section, key, value, message, monkeypatch):
@@ -94,3 +98,13 @@ def test_stage_stops_with_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: noise.sigma: -1 is out of range; allowed [0, 255]"]
     assert not (tmp_path / "data").exists()
+
+
+def test_rescaled_images_need_fresh_noise(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    raw = defaults()
+    raw["train"].update(scales=[1, 0.8], fresh_noise=False)
+    with pytest.raises(ConfigError, match=r"^train\.scales: rescaled training images need fresh noise"):
+        parse_params(raw)
+    raw["train"].update(scales=0.8, fresh_noise=True)
+    assert parse_params(raw).train.scales == (0.8,)

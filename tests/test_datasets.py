@@ -137,3 +137,20 @@ def test_patch_candidates_prefer_textured_patches_and_keep_pairs_aligned(tmp_pat
     for noisy, target in patch_batches(clean, add_noise_to_stack(clean, noise), config, noise, 0, 2):
         assert target.shape == (8, 16, 16, 1)
         np.testing.assert_allclose(noisy, target, atol=1e-6)
+
+
+def test_rescaled_copies_make_texture_finer(tmp_path):
+    columns = np.arange(96)
+    stripes = (127.5 + 100 * np.sin(2 * np.pi * columns / 16))[None, :].repeat(96, 0).astype(np.uint8)  # period 16 px
+    Image.fromarray(stripes).save(tmp_path / "stripes.png")
+    clean, _ = prepare(str(tmp_path), DataConfig(source=str(tmp_path), channels=1))
+
+    def texture(scales):
+        config = TrainConfig(batch_size=8, patch_size=16, augment=False, scales=scales)
+        targets = np.concatenate([target for _, target in patch_batches(clean, clean, config, NoiseConfig(), 0, 10)])
+        return np.abs(np.diff(targets, axis=2)).mean()
+
+    assert texture((0.5,)) > 1.7 * texture((1.0,))  # half the size: stripes of period 8, twice as steep
+    assert texture((1.0, 0.5)) > 1.2 * texture((1.0,))  # both: patches from either
+    with pytest.raises(ConfigError, match="train.patch_size: 64 is larger than every training image"):
+        patch_batches(clean, clean, TrainConfig(batch_size=8, patch_size=64, scales=(0.5,)), NoiseConfig(), 0, 1)

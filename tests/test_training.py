@@ -24,7 +24,8 @@ def run(tmp_path, smooth_image, config=CONFIG):
 
 
 @pytest.mark.parametrize("levers", [{}, {"ema": 0.9, "weight_by_noise": True, "warmup_steps": 4, "clip_norm": 0.5},
-                                    {"final_loss": "rmse", "final_epochs": 2, "patch_candidates": 2}])
+                                    {"final_loss": "rmse", "final_epochs": 2, "patch_candidates": 2},
+                                    {"final_epochs": 1, "final_patch_size": 24, "final_batch_size": 2}])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch, levers):
     config = dataclasses.replace(CONFIG, **levers)
     straight = run(tmp_path / "straight", smooth_image, config)
@@ -61,6 +62,17 @@ def test_the_final_loss_takes_over_for_the_last_epochs(tmp_path, smooth_image, m
     monkeypatch.setattr(training.FinalLoss, "on_epoch_begin", recording)
     run(tmp_path, smooth_image, dataclasses.replace(CONFIG, final_loss="rmse", final_epochs=1))
     assert seen == [False, False, True]
+
+
+def test_the_final_epochs_cut_their_own_patch_and_batch_size(smooth_image):
+    config = dataclasses.replace(CONFIG, final_epochs=1, final_patch_size=24, final_batch_size=2)
+    train_pairs = pairs(smooth_image, ["a", "b", "c"], 0)
+    batches = [(x.numpy(), y.numpy()) for x, y in training.training_batches(train_pairs, config, NOISE, 0)]
+    assert [x.shape for x, _ in batches] == [(4, 16, 16, 1)] * 6 + [(2, 24, 24, 1)] * 3
+    resumed = [x.numpy() for x, _ in training.training_batches(train_pairs, config, NOISE, 2)]  # as after an interruption
+    assert len(resumed) == 3 and all(np.array_equal(a, b) for a, (b, _) in zip(resumed, batches[6:]))
+    plain = [x.numpy() for x, _ in training.training_batches(train_pairs, CONFIG, NOISE, 0)]
+    assert all(np.array_equal(a, b) for a, (b, _) in zip(plain[:6], batches[:6]))  # the earlier epochs are unchanged
 
 
 def test_a_completed_run_retrains_from_scratch(tmp_path, smooth_image):

@@ -20,7 +20,7 @@ NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle")
 # The params key that holds the level of each noise type, its unit and its allowed range.
 NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount"}
 MODELS = ("seed", "dncnn", "unet")
-LOSSES = ("bce", "mse", "l1", "rmse")
+LOSSES = ("bce", "mse", "l1", "rmse", "psnr")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BASELINES = ("auto", "bm3d", "nlm", "none")
@@ -175,6 +175,8 @@ class TrainConfig:
     loss: str = "l1"
     final_loss: str | None = None
     final_epochs: int = 0
+    final_patch_size: int | None = None
+    final_batch_size: int | None = None
     epochs: int = 10
     steps_per_epoch: int = 100
     batch_size: int = 32
@@ -192,12 +194,18 @@ class TrainConfig:
     noise_map: bool = False
     full_width: int = 0
     patch_candidates: int = 1
+    scales: tuple[float, ...] = (1.0,)
     zero_init_residual: bool = False
     seed: int = 0
 
     @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
+
+    @property
+    def final_phase(self) -> "TrainConfig":
+        """The settings of the last final_epochs: final_patch_size and final_batch_size, where set."""
+        return dataclasses.replace(self, patch_size=self.final_patch_size or self.patch_size, batch_size=self.final_batch_size or self.batch_size)
 
     def validate(self, key: str) -> None:
         _choice(self.model, f"{key}.model", MODELS)
@@ -207,18 +215,25 @@ class TrainConfig:
         _at_least(self.final_epochs, f"{key}.final_epochs", 0)
         if self.final_epochs > self.epochs:
             raise ConfigError(f"{key}.final_epochs: {self.final_epochs} is more than the {self.epochs} epochs (train.epochs)")
-        if self.final_epochs and self.final_loss is None:
-            raise ConfigError(f"{key}.final_epochs: {self.final_epochs} epochs of which loss? set train.final_loss too, or final_epochs to 0")
+        if self.final_epochs and self.final_loss is None and self.final_patch_size is None and self.final_batch_size is None:
+            raise ConfigError(f"{key}.final_epochs: {self.final_epochs} epochs of what? set train.final_loss, final_patch_size "
+                              "or final_batch_size too, or final_epochs to 0")
         _choice(self.schedule, f"{key}.schedule", SCHEDULES)
         _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
         _at_least(self.depth, f"{key}.depth", 1 if self.model == "unet" else 3)
         for name in ("width", "epochs", "steps_per_epoch", "batch_size"):
             _at_least(getattr(self, name), f"{key}.{name}", 1)
-        _at_least(self.patch_size, f"{key}.patch_size", 8)
-        if self.model == "seed" and self.patch_size % 4:
-            raise ConfigError(f"{key}.patch_size: the seed model pools twice, so it must be a multiple of 4")
-        if self.model == "unet" and self.patch_size % 8:
-            raise ConfigError(f"{key}.patch_size: the unet model halves the size three times, so it must be a multiple of 8")
+        if self.final_batch_size is not None:
+            _at_least(self.final_batch_size, f"{key}.final_batch_size", 1)
+        for name in ("patch_size", "final_patch_size"):
+            size = getattr(self, name)
+            if size is None:
+                continue
+            _at_least(size, f"{key}.{name}", 8)
+            if self.model == "seed" and size % 4:
+                raise ConfigError(f"{key}.{name}: the seed model pools twice, so it must be a multiple of 4")
+            if self.model == "unet" and size % 8:
+                raise ConfigError(f"{key}.{name}: the unet model halves the size three times, so it must be a multiple of 8")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"{key}.learning_rate: {self.learning_rate!r} must be in (0, 1)")
         _at_least(self.warmup_steps, f"{key}.warmup_steps", 0)
@@ -228,6 +243,11 @@ class TrainConfig:
             raise ConfigError(f"{key}.clip_norm: {self.clip_norm!r} must be null or a positive gradient norm, such as 1.0")
         _at_least(self.full_width, f"{key}.full_width", 0)
         _at_least(self.patch_candidates, f"{key}.patch_candidates", 1)
+        if not all(0 < scale <= 1 for scale in self.scales) or len(set(self.scales)) != len(self.scales):
+            raise ConfigError(f"{key}.scales: {list(self.scales)} must be different numbers in (0, 1], such as [1, 0.9, 0.8, 0.7]")
+        if self.scales != (1.0,) and not self.fresh_noise:
+            raise ConfigError(f"{key}.scales: rescaled training images need fresh noise ({key}.fresh_noise: true); "
+                              "the noise stage's noisy copies are not rescaled")
         for name, what in UNET_ONLY.items():
             value = getattr(self, name)
             if value and self.model != "unet":
@@ -265,6 +285,11 @@ def _parse_value(raw, annotation, key: str, owner):
         if raw is None:
             return None
         return _parse_value(raw, options[0], key, owner)
+    if origin is tuple and typing.get_args(annotation)[0] is float:  # a list of numbers; a single number is a list of one
+        items = raw if isinstance(raw, list) else [raw]
+        if not items:
+            raise ConfigError(f"{key}: empty list; expected a number or a list of numbers")
+        return tuple(_parse_value(item, float, key, owner) for item in items)
     if origin is tuple:  # a list of strings; a single string is a list of one
         items = raw if isinstance(raw, list) else [raw]
         if not items or not all(isinstance(item, str) for item in items):

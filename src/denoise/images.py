@@ -146,7 +146,14 @@ def limit_size(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
     height, width = pixels.shape[:2]
     if max_side is None or max(height, width) <= max_side:
         return pixels
-    scale = max_side / max(height, width)
+    return rescale(pixels, max_side / max(height, width))
+
+
+def rescale(pixels: np.ndarray, scale: float) -> np.ndarray:
+    """Resize by `scale` (Lanczos, per channel in float), clipped to [0, 1]."""
+    if scale == 1:
+        return pixels
+    height, width = pixels.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     planes = [np.asarray(Image.fromarray(pixels[..., c]).resize(size, Image.Resampling.LANCZOS)) for c in range(pixels.shape[-1])]
     return np.clip(np.stack(planes, axis=-1), 0.0, 1.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from . import images
 from .config import Levels, NoiseConfig, TrainConfig
 from .errors import ConfigError
 from .noise import add_noise, derive_seed, sample_levels
@@ -62,6 +63,9 @@ def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseC
     """(noisy, clean) batches number first_step … first_step+steps-1. Batch b depends only on the
     seed and b, so an interrupted run that resumes at step b sees exactly the data it would have."""
     size = config.patch_size
+    if config.scales != (1.0,):  # each image at each scale, as DnCNN's training set (validated: fresh noise only)
+        clean = Stack([{**e, "name": f"{e['name']}@{s:g}"} for e in clean.entries for s in config.scales],
+                      [images.rescale(image, s) for image in clean.images for s in config.scales])
     usable = [i for i, image in enumerate(clean.images) if min(image.shape[:2]) >= size]
     if not usable:
         raise ConfigError(f"train.patch_size: {size} is larger than every training image")
