@@ -6,6 +6,7 @@ import pytest
 
 from denoise import models, training
 from denoise.config import Levels, NoiseConfig, TrainConfig
+from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
 from denoise.storage import Stack
 
@@ -73,6 +74,9 @@ def test_the_final_epochs_cut_their_own_patch_and_batch_size(smooth_image):
     assert len(resumed) == 3 and all(np.array_equal(a, b) for a, (b, _) in zip(resumed, batches[6:]))
     plain = [x.numpy() for x, _ in training.training_batches(train_pairs, CONFIG, NOISE, 0)]
     assert all(np.array_equal(a, b) for a, (b, _) in zip(plain[:6], batches[:6]))  # the earlier epochs are unchanged
+    too_large = dataclasses.replace(config, final_patch_size=64)
+    with pytest.raises(ConfigError, match="^train.final_patch_size: 64 is larger than every training image"):
+        training.training_batches(train_pairs, too_large, NOISE, 0)
 
 
 def test_a_completed_run_retrains_from_scratch(tmp_path, smooth_image):

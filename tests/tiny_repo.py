@@ -13,7 +13,8 @@ TINY = {
     "data": {"max_side": 64},
     "noise": {"sigma": [15, 50]},
     "baseline": {"method": "nlm"},
-    "train": {"depth": 3, "width": 8, "epochs": 2, "steps_per_epoch": 4, "batch_size": 4, "patch_size": 24, "final_loss": "rmse", "final_epochs": 1},
+    "train": {"depth": 3, "width": 8, "epochs": 2, "steps_per_epoch": 4, "batch_size": 4, "patch_size": 24, "final_loss": "psnr", "final_epochs": 1,
+              "final_patch_size": 32, "final_batch_size": 2},
     "reference": {"epochs": 1, "steps_per_epoch": 3, "batch_size": 4, "patch_size": 24},
     "evaluate": {"train_sample": 2, "compare_images": 1},
 }

@@ -59,7 +59,8 @@ def _most_textured(sums, image_index, pick, corner, size: int, keep: int):
     return tf.gather(pick, chosen), tf.gather(corner, chosen)
 
 
-def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig, first_step: int, steps: int) -> tf.data.Dataset:
+def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig, first_step: int, steps: int,
+                  size_key: str = "train.patch_size") -> tf.data.Dataset:
     """(noisy, clean) batches number first_step … first_step+steps-1. Batch b depends only on the
     seed and b, so an interrupted run that resumes at step b sees exactly the data it would have."""
     size = config.patch_size
@@ -68,7 +69,7 @@ def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseC
                       [images.rescale(image, s) for image in clean.images for s in config.scales])
     usable = [i for i, image in enumerate(clean.images) if min(image.shape[:2]) >= size]
     if not usable:
-        raise ConfigError(f"train.patch_size: {size} is larger than every training image")
+        raise ConfigError(f"{size_key}: {size} is larger than every training image")
     index_of = {clean.entries[i]["name"]: k for k, i in enumerate(usable)}
     clean_images = tf.constant(_padded([clean.images[i] for i in usable]))
     if config.fresh_noise:

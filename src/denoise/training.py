@@ -157,8 +157,8 @@ def training_batches(train_pairs: tuple[Stack, Stack], config: TrainConfig, nois
     if final == config:
         return patch_batches(*train_pairs, config, noise, first_epoch * steps, (config.epochs - first_epoch) * steps)
     first_final = config.epochs - config.final_epochs
-    phases = [(config, first_epoch, first_final), (final, max(first_epoch, first_final), config.epochs)]
-    parts = [patch_batches(*train_pairs, phase, noise, begin * steps, (end - begin) * steps) for phase, begin, end in phases if end > begin]
+    phases = [(config, first_epoch, first_final, "train.patch_size"), (final, max(first_epoch, first_final), config.epochs, "train.final_patch_size")]
+    parts = [patch_batches(*train_pairs, phase, noise, begin * steps, (end - begin) * steps, key) for phase, begin, end, key in phases if end > begin]
     return parts[0] if len(parts) == 1 else parts[0].concatenate(parts[1])
 
 
