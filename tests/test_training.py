@@ -8,6 +8,7 @@ from denoise import models, training
 from denoise.config import Levels, NoiseConfig, TrainConfig
 from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
+from denoise.patches import patch_batches
 from denoise.storage import Stack
 
 CONFIG = TrainConfig(depth=3, width=8, epochs=3, steps_per_epoch=3, batch_size=4, patch_size=16, mixed_precision="float32")
@@ -68,15 +69,15 @@ def test_the_final_loss_takes_over_for_the_last_epochs(tmp_path, smooth_image, m
 def test_the_final_epochs_cut_their_own_patch_and_batch_size(smooth_image):
     config = dataclasses.replace(CONFIG, final_epochs=1, final_patch_size=24, final_batch_size=2)
     train_pairs = pairs(smooth_image, ["a", "b", "c"], 0)
-    batches = [(x.numpy(), y.numpy()) for x, y in training.training_batches(train_pairs, config, NOISE, 0)]
+    batches = [(x.numpy(), y.numpy()) for x, y in patch_batches(*train_pairs, config, NOISE, 0, 9)]
     assert [x.shape for x, _ in batches] == [(4, 16, 16, 1)] * 6 + [(2, 24, 24, 1)] * 3
-    resumed = [x.numpy() for x, _ in training.training_batches(train_pairs, config, NOISE, 2)]  # as after an interruption
+    resumed = [x.numpy() for x, _ in patch_batches(*train_pairs, config, NOISE, 6, 3)]  # as after an interruption
     assert len(resumed) == 3 and all(np.array_equal(a, b) for a, (b, _) in zip(resumed, batches[6:]))
-    plain = [x.numpy() for x, _ in training.training_batches(train_pairs, CONFIG, NOISE, 0)]
+    plain = [x.numpy() for x, _ in patch_batches(*train_pairs, CONFIG, NOISE, 0, 9)]
     assert all(np.array_equal(a, b) for a, (b, _) in zip(plain[:6], batches[:6]))  # the earlier epochs are unchanged
     too_large = dataclasses.replace(config, final_patch_size=64)
     with pytest.raises(ConfigError, match="^train.final_patch_size: 64 is larger than every training image"):
-        training.training_batches(train_pairs, too_large, NOISE, 0)
+        patch_batches(*train_pairs, too_large, NOISE, 0, 9)
 
 
 def test_a_completed_run_retrains_from_scratch(tmp_path, smooth_image):

@@ -7,6 +7,10 @@ import numpy as np
 import tensorflow as tf
 
 
+def _squared_errors(y_true, y_pred):
+    return keras.ops.square(keras.ops.cast(y_pred, "float32") - keras.ops.cast(y_true, "float32"))
+
+
 @keras.saving.register_keras_serializable(package="denoise")
 class RootMeanSquaredError(keras.losses.Loss):
     """√(mean squared error) over the batch: MSE's minimizer (what PSNR rewards) with gradients of L1's
@@ -16,7 +20,7 @@ class RootMeanSquaredError(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        squares = keras.ops.square(keras.ops.cast(y_pred, "float32") - keras.ops.cast(y_true, "float32"))
+        squares = _squared_errors(y_true, y_pred)
         if sample_weight is not None:
             weights = keras.ops.cast(sample_weight, "float32")
             while len(weights.shape) < len(squares.shape):
@@ -39,7 +43,7 @@ class PSNRLoss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        squares = keras.ops.square(keras.ops.cast(y_pred, "float32") - keras.ops.cast(y_true, "float32"))
+        squares = _squared_errors(y_true, y_pred)
         per_patch = keras.ops.mean(keras.ops.reshape(squares, (keras.ops.shape(squares)[0], -1)), axis=1)
         log_rmse = 0.5 * keras.ops.log(per_patch + self.FLOOR**2)
         if sample_weight is not None:

@@ -59,63 +59,77 @@ def _most_textured(sums, image_index, pick, corner, size: int, keep: int):
     return tf.gather(pick, chosen), tf.gather(corner, chosen)
 
 
-def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig, first_step: int, steps: int,
-                  size_key: str = "train.patch_size") -> tf.data.Dataset:
+def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig, first_step: int, steps: int) -> tf.data.Dataset:
     """(noisy, clean) batches number first_step … first_step+steps-1. Batch b depends only on the
-    seed and b, so an interrupted run that resumes at step b sees exactly the data it would have."""
-    size = config.patch_size
+    seed and b, so an interrupted run that resumes at step b sees exactly the data it would have.
+    The last config.final_epochs epochs are cut as config.final_phase says (their own patch and batch size)."""
     if config.scales != (1.0,):  # each image at each scale, as DnCNN's training set (validated: fresh noise only)
         clean = Stack([{**e, "name": f"{e['name']}@{s:g}"} for e in clean.entries for s in config.scales],
                       [images.rescale(image, s) for image in clean.images for s in config.scales])
-    usable = [i for i, image in enumerate(clean.images) if min(image.shape[:2]) >= size]
-    if not usable:
-        raise ConfigError(f"{size_key}: {size} is larger than every training image")
-    index_of = {clean.entries[i]["name"]: k for k, i in enumerate(usable)}
-    clean_images = tf.constant(_padded([clean.images[i] for i in usable]))
+    index_of = {entry["name"]: k for k, entry in enumerate(clean.entries)}
+    clean_images = tf.constant(_padded(clean.images))
     if config.fresh_noise:
-        pair_clean = np.arange(len(usable))
+        pair_clean = np.arange(len(clean.images))
         pair_source = clean_images
         levels: Levels = config.fresh_levels or noise.levels
     else:
         kept = [k for k, entry in enumerate(noisy.entries) if entry["name"] in index_of]
-        pair_clean = np.array([index_of[noisy.entries[k]["name"]] for k in kept])
+        pair_clean = np.array([index_of[noisy.entries[k]["name"]] for k in kept], int)
         pair_source = tf.constant(_padded([noisy.images[k] for k in kept]))
-    sizes = tf.constant([clean.images[usable[c]].shape[:2] for c in pair_clean], tf.int32)
+    pair_sizes = np.array([clean.images[c].shape[:2] for c in pair_clean], np.int32).reshape(-1, 2)
+    sizes = tf.constant(pair_sizes)
     pair_clean = tf.constant(pair_clean, tf.int32)
     base = tf.constant(derive_seed("patches", config.seed), tf.int64)
-    offsets = tf.range(size)
-    candidates = config.batch_size * config.patch_candidates
     if config.patch_candidates > 1:
-        texture_sums = tf.constant(_texture_sums([clean.images[i] for i in usable]))
+        texture_sums = tf.constant(_texture_sums(clean.images))
 
-    def make_batch(step):
-        seeds = tf.random.experimental.stateless_split(tf.stack([base[0], step]), 5)
-        pick = tf.random.stateless_uniform([candidates], seeds[0], 0, len(sizes), dtype=tf.int32)
-        room = tf.cast(tf.gather(sizes, pick) - size + 1, tf.float32)
-        corner = tf.cast(tf.random.stateless_uniform([candidates, 2], seeds[1]) * room, tf.int32)
-        if config.patch_candidates > 1:
-            pick, corner = _most_textured(texture_sums, tf.gather(pair_clean, pick), pick, corner, size, config.batch_size)
-        rows = corner[:, 0, None, None] + offsets[None, :, None]
-        cols = corner[:, 1, None, None] + offsets[None, None, :]
-        rows, cols = tf.broadcast_to(rows, [config.batch_size, size, size]), tf.broadcast_to(cols, [config.batch_size, size, size])
-        which = tf.broadcast_to(pick[:, None, None], tf.shape(rows))
-        both = tf.gather_nd(clean_images, tf.stack([tf.gather(pair_clean, which), rows, cols], -1))
-        if not config.fresh_noise:
-            source = tf.gather_nd(pair_source, tf.stack([which, rows, cols], -1))
-            both = tf.concat([both, source], -1)
-        if config.augment:
-            both = _dihedral(both, seeds[2])
-        channels = clean_images.shape[-1]
-        target = both[..., :channels]
-        if config.fresh_noise:
-            level = sample_levels(levels, config.batch_size, seeds[3])[:, None, None, None]
-            inputs = add_noise(target, noise.type, level, seeds[4], noise.clip)
-        else:
-            inputs = both[..., channels:]
-        if config.weight_by_noise:  # L1 error grows with the noise: without this, the noisiest patches dominate
-            noise_std = tf.math.reduce_std(inputs - target, axis=[1, 2, 3])
-            return inputs, target, (NOISE_WEIGHT_SCALE / (noise_std + NOISE_WEIGHT_SCALE / 6))[:, None, None]  # per pixel
-        return inputs, target
+    def batch_maker(phase: TrainConfig, size_key: str):
+        size, batch_size = phase.patch_size, phase.batch_size
+        eligible = np.flatnonzero(pair_sizes.min(axis=1) >= size)  # pairs whose image holds a whole patch
+        if not len(eligible):
+            raise ConfigError(f"{size_key}: {size} is larger than every training image")
+        eligible = tf.constant(eligible, tf.int32)
+        offsets = tf.range(size)
+        candidates = batch_size * config.patch_candidates
 
-    steps_ds = tf.data.Dataset.range(first_step, first_step + steps)
-    return steps_ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+        def make_batch(step):
+            seeds = tf.random.experimental.stateless_split(tf.stack([base[0], step]), 5)
+            pick = tf.gather(eligible, tf.random.stateless_uniform([candidates], seeds[0], 0, len(eligible), dtype=tf.int32))
+            room = tf.cast(tf.gather(sizes, pick) - size + 1, tf.float32)
+            corner = tf.cast(tf.random.stateless_uniform([candidates, 2], seeds[1]) * room, tf.int32)
+            if config.patch_candidates > 1:
+                pick, corner = _most_textured(texture_sums, tf.gather(pair_clean, pick), pick, corner, size, batch_size)
+            rows = corner[:, 0, None, None] + offsets[None, :, None]
+            cols = corner[:, 1, None, None] + offsets[None, None, :]
+            rows, cols = tf.broadcast_to(rows, [batch_size, size, size]), tf.broadcast_to(cols, [batch_size, size, size])
+            which = tf.broadcast_to(pick[:, None, None], tf.shape(rows))
+            both = tf.gather_nd(clean_images, tf.stack([tf.gather(pair_clean, which), rows, cols], -1))
+            if not config.fresh_noise:
+                source = tf.gather_nd(pair_source, tf.stack([which, rows, cols], -1))
+                both = tf.concat([both, source], -1)
+            if config.augment:
+                both = _dihedral(both, seeds[2])
+            channels = clean_images.shape[-1]
+            target = both[..., :channels]
+            if config.fresh_noise:
+                level = sample_levels(levels, batch_size, seeds[3])[:, None, None, None]
+                inputs = add_noise(target, noise.type, level, seeds[4], noise.clip)
+            else:
+                inputs = both[..., channels:]
+            if config.weight_by_noise:  # L1 error grows with the noise: without this, the noisiest patches dominate
+                noise_std = tf.math.reduce_std(inputs - target, axis=[1, 2, 3])
+                return inputs, target, (NOISE_WEIGHT_SCALE / (noise_std + NOISE_WEIGHT_SCALE / 6))[:, None, None]  # per pixel
+            return inputs, target
+
+        return make_batch
+
+    end = first_step + steps
+    final = config.final_phase
+    first_final = end if final == config else (config.epochs - config.final_epochs) * config.steps_per_epoch
+    phases = [(config, "train.patch_size", first_step, min(first_final, end)), (final, "train.final_patch_size", max(first_step, first_final), end)]
+    parts = [tf.data.Dataset.range(begin, stop).map(batch_maker(phase, key), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+             for phase, key, begin, stop in phases if stop > begin]
+    data = parts[0]
+    for part in parts[1:]:
+        data = data.concatenate(part)
+    return data.prefetch(tf.data.AUTOTUNE)

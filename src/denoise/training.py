@@ -150,18 +150,6 @@ def fingerprint(config: TrainConfig, noise: NoiseConfig, train_clean: Stack, pre
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def training_batches(train_pairs: tuple[Stack, Stack], config: TrainConfig, noise: NoiseConfig, first_epoch: int):
-    """Batches from first_epoch to the end; the last final_epochs are cut as config.final_phase says."""
-    steps = config.steps_per_epoch
-    final = config.final_phase
-    if final == config:
-        return patch_batches(*train_pairs, config, noise, first_epoch * steps, (config.epochs - first_epoch) * steps)
-    first_final = config.epochs - config.final_epochs
-    phases = [(config, first_epoch, first_final, "train.patch_size"), (final, max(first_epoch, first_final), config.epochs, "train.final_patch_size")]
-    parts = [patch_batches(*train_pairs, phase, noise, begin * steps, (end - begin) * steps, key) for phase, begin, end, key in phases if end > begin]
-    return parts[0] if len(parts) == 1 else parts[0].concatenate(parts[1])
-
-
 def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Stack], val_pairs: tuple[Stack, Stack], model_path: Path, live_dir: Path, checkpoint_dir: Path) -> dict:
     """Train and write the best model (by validation PSNR) to model_path; returns the final state."""
     precision = set_precision(config.mixed_precision)
@@ -182,7 +170,7 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
         model = models.build_model(config, channels=train_pairs[0].images[0].shape[-1])
         optimizer = keras.optimizers.Adam(learning_rate(config), global_clipnorm=config.clip_norm, use_ema=config.ema is not None, ema_momentum=config.ema or 0.99)
         model.compile(optimizer=optimizer, loss=metrics.get_loss(config.loss, config.final_loss if config.final_epochs else None))
-    data = training_batches(train_pairs, config, noise, start)
+    data = patch_batches(*train_pairs, config, noise, start * config.steps_per_epoch, (config.epochs - start) * config.steps_per_epoch)
     live = Live(str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
     callbacks = [FinalLoss(config.epochs, config.final_epochs), ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
     if start < config.epochs:
