@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from denoise import models, training
+from denoise import models, optimization, training
 from denoise.config import Levels, NoiseConfig, TrainConfig
 from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
@@ -106,8 +106,8 @@ def test_averaged_weights_are_the_optimizers_average_and_are_swapped_back(tmp_pa
 @pytest.mark.parametrize("schedule", ["cosine", "step", "constant"])
 def test_warmup_rises_linearly_to_the_peak_then_follows_the_schedule(schedule):
     config = dataclasses.replace(CONFIG, learning_rate=0.002, schedule=schedule, epochs=2, steps_per_epoch=60, warmup_steps=20)
-    rate = training.learning_rate(config)
-    plain = training.learning_rate(dataclasses.replace(config, warmup_steps=0, steps_per_epoch=50))  # the 100 steps after warm-up
+    rate = optimization.learning_rate(config)
+    plain = optimization.learning_rate(dataclasses.replace(config, warmup_steps=0, steps_per_epoch=50))  # the 100 steps after warm-up
     rises = [float(rate(step)) for step in range(20)]
     assert rises == pytest.approx([0.002 * (k + 1) / 20 for k in range(20)])
     after = [float(rate(step)) for step in range(20, 120)]

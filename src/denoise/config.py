@@ -317,7 +317,8 @@ def _parse_value(raw, annotation, key: str, owner):
     raise TypeError(f"unsupported annotation {annotation!r} for {key}")
 
 
-def _parse_section(cls, raw, key: str):
+def parse_section(cls, raw, key: str):
+    """One params section (a mapping, or None for the defaults) validated into `cls`; errors name `key`."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -342,7 +343,7 @@ def parse_params(raw: dict) -> Params:
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sections)}")
-    return Params(**{name: _parse_section(hints[name], raw.get(name), name) for name in sections})
+    return Params(**{name: parse_section(hints[name], raw.get(name), name) for name in sections})
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -1,4 +1,4 @@
-"""Training: optimizer and schedule, validation PSNR on full images, best-model selection, DVCLive
+"""Training: the loss that changes for the last epochs, validation PSNR on full images, best-model selection, DVCLive
 logging, and resumable checkpoints (an interrupted `dvc repro` continues where it stopped)."""
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from dvclive.keras import DVCLiveCallback
 
 from . import metrics, models, tiling
 from .config import NoiseConfig, TrainConfig
+from .losses import get_loss
+from .optimization import adam
 from .patches import patch_batches
 from .storage import Stack, atomic_path, read_json, write_json
 
@@ -40,38 +42,20 @@ def set_precision(choice: str) -> str:
 
 
 @keras.saving.register_keras_serializable(package="denoise")
-class Warmup(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from 0 over `steps`, then `after` (counted from the end of the warm-up)."""
+class PhasedLoss(keras.losses.Loss):
+    """`first` until a callback (FinalLoss) sets `use_final`, then `final`."""
 
-    def __init__(self, steps: int, peak: float, after):
-        self.steps, self.peak, self.after = steps, peak, after
+    def __init__(self, first: str, final: str, name="phased_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.first_name, self.final_name = first, final
+        self.first, self.final = get_loss(first), get_loss(final)
+        self.use_final = tf.Variable(False, trainable=False, name="use_final_loss")
 
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        rest = self.after(step - self.steps) if callable(self.after) else self.after
-        return keras.ops.where(step < self.steps, self.peak * (step + 1) / self.steps, rest)
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return tf.cond(self.use_final, lambda: self.final(y_true, y_pred, sample_weight), lambda: self.first(y_true, y_pred, sample_weight))
 
     def get_config(self):
-        after = keras.optimizers.schedules.serialize(self.after) if callable(self.after) else self.after
-        return {"steps": self.steps, "peak": self.peak, "after": after}
-
-    @classmethod
-    def from_config(cls, config):
-        after = config["after"]
-        return cls(config["steps"], config["peak"], keras.optimizers.schedules.deserialize(after) if isinstance(after, dict) else after)
-
-
-def learning_rate(config: TrainConfig):
-    """train.schedule over the steps after train.warmup_steps, during which the rate rises linearly."""
-    total = config.total_steps - config.warmup_steps
-    if config.schedule == "cosine":
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total, alpha=0.01)
-    elif config.schedule == "step":
-        bounds = [int(total * 0.5), int(total * 0.75)]
-        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, [config.learning_rate * f for f in (1.0, 0.1, 0.01)])
-    else:
-        schedule = config.learning_rate
-    return Warmup(config.warmup_steps, config.learning_rate, schedule) if config.warmup_steps else schedule
+        return {"name": self.name, "first": self.first_name, "final": self.final_name}
 
 
 @contextlib.contextmanager
@@ -117,7 +101,7 @@ class FinalLoss(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         loss = self.model.loss
-        if isinstance(loss, metrics.PhasedLoss):
+        if isinstance(loss, PhasedLoss):
             loss.use_final.assign(epoch >= self.first_final_epoch)
 
 
@@ -168,8 +152,8 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
         if live_dir.exists():
             shutil.rmtree(live_dir)
         model = models.build_model(config, channels=train_pairs[0].images[0].shape[-1])
-        optimizer = keras.optimizers.Adam(learning_rate(config), global_clipnorm=config.clip_norm, use_ema=config.ema is not None, ema_momentum=config.ema or 0.99)
-        model.compile(optimizer=optimizer, loss=metrics.get_loss(config.loss, config.final_loss if config.final_epochs else None))
+        final = config.final_loss if config.final_epochs else None
+        model.compile(optimizer=adam(config), loss=PhasedLoss(config.loss, final) if final else get_loss(config.loss))
     data = patch_batches(*train_pairs, config, noise, start * config.steps_per_epoch, (config.epochs - start) * config.steps_per_epoch)
     live = Live(str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
     callbacks = [FinalLoss(config.epochs, config.final_epochs), ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
