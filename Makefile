@@ -68,11 +68,12 @@ pr-comment:
 
 # The DnCNN benchmark (train400 → BSD68, Set12 at σ 15/25/50) through the real pipeline; 28 min here when
 # BM3D's outputs are already in bench/work's DVC cache.
-# PRESET=bench/preset-gpu.yaml is the longer run for a GPU (results in bench/results-gpu.md).
+# PRESET=bench/preset-gpu.yaml is the longer run for a GPU (results in bench/results-gpu.md); with TRAINED=DIR, the
+# folder bench/gpu_train.py wrote on a GPU machine, its model is evaluated through the pipeline instead of training one.
 DATA ?= $(CURDIR)/../shared/datasets
 PRESET ?= bench/preset.yaml
 bench: $(BM3D)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA) --preset $(PRESET)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA) --preset $(PRESET) $(if $(TRAINED),--trained $(TRAINED))
 
 # Training levers at equal training time (bench/levers.yaml → bench/levers.md), on the split `make bench` prepared; ~6 min a variant.
 levers: $(INSTALLED)

@@ -26,7 +26,7 @@ SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)
 
 def model_label(train: dict) -> str:
     if train["model"] == "unet":
-        parts = [f"U-Net {train['width']}–{train['width'] * 4}", f"{train['depth']} block/level"]
+        parts = [f"U-Net {train['width']}–{train['width'] * 4}", f"{train['depth']} block{'s' if train['depth'] > 1 else ''}/level"]
         parts += [f"{train['full_width']}-ch full-resolution ends"] if train.get("full_width") else []
         parts += ["estimated noise map"] if train.get("noise_map") else []
         parts += [f"patches the most textured of {train['patch_candidates']}"] if train.get("patch_candidates", 1) > 1 else []
@@ -53,7 +53,7 @@ def merge(base: dict, preset: dict, data: Path) -> dict:
     return base
 
 
-def prepare_work(work: Path, data: Path, preset: Path) -> None:
+def prepare_work(work: Path, data: Path, preset: Path, trained: dict | None = None) -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     work.mkdir(parents=True, exist_ok=True)
     for name in tracked:
@@ -62,11 +62,33 @@ def prepare_work(work: Path, data: Path, preset: Path) -> None:
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, work / name)
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(preset.read_text()), data)
+    if trained:  # the run's own train settings (gpu_train.py --minutes chose its epochs)
+        params["train"].update({key: trained["train"][key] for key in params["train"]})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if not (work / ".git").exists():
         git(work, "init", "-q", "-b", "main")
     git(work, "add", "-A")
     git(work, "commit", "-qm", "bench", "--allow-empty")
+
+
+def install_trained(work: Path, folder: Path, run: dict) -> None:
+    """A model trained elsewhere (bench/gpu_train.py on a GPU) becomes the train stage's outputs, recorded
+    with `dvc commit`, so that `dvc repro` evaluates it like one trained here instead of training one."""
+    from dvclive import Live
+
+    model = work / "models" / "model.keras"
+    model.parent.mkdir(parents=True, exist_ok=True)
+    model.write_bytes(b"".join((folder / part).read_bytes() for part in run["parts"]))
+    state = {"complete": True, "train_seconds": run["train_seconds"], "trained_on": run["device"], "steps": run["steps"], "precision": run["precision"]}
+    (work / "checkpoints" / "train").mkdir(parents=True, exist_ok=True)
+    (work / "checkpoints" / "train" / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(work / "dvclive" / "train", ignore_errors=True)
+    live = Live(str(work / "dvclive" / "train"), dvcyaml=None, save_dvc_exp=False, report=None)
+    for entry in run["log"]:
+        live.log_metric("loss", entry["loss"])
+        live.next_step()
+    live.end()
+    subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", "train"], cwd=work, check=True)
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -117,24 +139,38 @@ def table(work: Path, seconds: dict) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"), help="folder holding train400, bsd68, set12")
-    parser.add_argument("--work", default=str(ROOT / "bench" / "work"))
+    parser.add_argument("--work", help="default: bench/work")
     parser.add_argument("--preset", default=str(ROOT / "bench" / "preset.yaml"))
     parser.add_argument("--out", help="default: bench/results.md, or bench/results-NAME.md for a preset-NAME.yaml")
+    parser.add_argument("--trained", help="a folder from bench/gpu_train.py (model.keras.part*, run.json): evaluate that model "
+                                          "instead of training one (default --work then: bench/work-gpu, started from bench/work)")
     args = parser.parse_args()
     if args.out is None:
         suffix = Path(args.preset).stem.removeprefix("preset")
         args.out = str(ROOT / "bench" / f"results{suffix}.md")
-    data, work = Path(args.data).resolve(), Path(args.work).resolve()
+    data, work = Path(args.data).resolve(), Path(args.work or ROOT / "bench" / ("work-gpu" if args.trained else "work")).resolve()
     for name in ("train400", "bsd68", "set12"):
         if not (data / name).is_dir():
             raise SystemExit(f"error: {data / name} not found; pass --data (make bench DATA=...) with train400, bsd68 and set12")
-    prepare_work(work, data, Path(args.preset))
+    trained = None
+    if args.trained:
+        run_file = Path(args.trained) / "run.json"
+        if not run_file.is_file():
+            raise SystemExit(f"error: {run_file} not found; --trained takes the folder bench/gpu_train.py wrote")
+        trained = json.loads(run_file.read_text())
+        if args.work is None and not work.exists() and (ROOT / "bench" / "work").is_dir():
+            shutil.copytree(ROOT / "bench" / "work", work, symlinks=True)  # its data stages and BM3D are reused, not rerun
+    prepare_work(work, data, Path(args.preset), trained)
+    if trained:
+        install_trained(work, Path(args.trained), trained)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, check=True)
     pipeline_minutes = (time.perf_counter() - started) / 60
     seconds = time_one_image(work, data)
-    text = (f"PSNR (dB) / SSIM, Gaussian noise not clipped, noise seed 0; one blind model for all σ. Measured by `make bench` "
-            f"on {os.cpu_count()} CPU cores ({platform.machine()}); this `dvc repro` took {pipeline_minutes:.0f} min.\n\n"
+    where = (f"The model was trained on {trained['device']} by bench/gpu_train.py ({trained['steps']:,} steps; there "
+             f"{trained['seconds_per_481x321_image']:.2f} s per 481×321 image) and evaluated here through the pipeline. " if trained else "")
+    text = (f"PSNR (dB) / SSIM, Gaussian noise not clipped, noise seed 0; one blind model for all σ. {where}Measured by `make bench` "
+            f"on {os.cpu_count()} CPU cores ({platform.machine()}); this `dvc repro` took {pipeline_minutes:.1f} min.\n\n"
             f"{table(work, seconds)}\n\nSeconds per image: median of repeats on a {seconds['shape'][0]}×{seconds['shape'][1]} "
             f"BSD68 image at σ 25, the baseline ({seconds['method']}) and the models one after the other in the same run.\n")
     Path(args.out).write_text(text)

@@ -1,5 +1,6 @@
 """`make bench` end to end on tiny stand-ins for train400, BSD68 and Set12 (real data: make bench)."""
 
+import json
 import subprocess
 import sys
 
@@ -29,9 +30,9 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     preset["baseline"] = {"method": "nlm", "workers": 2}
     preset["split"]["val_fraction"] = 0.2
     (tmp_path / "preset.yaml").write_text(yaml.safe_dump(preset))
-    command = [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--data", str(tmp_path / "data"), "--work", str(tmp_path / "work"),
-               "--preset", str(tmp_path / "preset.yaml"), "--out", str(tmp_path / "results.md")]
-    result = subprocess.run(command, env=env(), capture_output=True, text=True)
+    bench = [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--data", str(tmp_path / "data"), "--work", str(tmp_path / "work"),
+             "--preset", str(tmp_path / "preset.yaml"), "--out", str(tmp_path / "results.md")]
+    result = subprocess.run(bench, env=env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = [line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| method | BSD68 σ15 | BSD68 σ25 | BSD68 σ50 | Set12 σ15")
@@ -60,6 +61,25 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     again = (tmp_path / "levers.md").read_text().splitlines()
     assert again[4] == first[4] and again[5].startswith("| mse | 4 |") and len(again) == len(first)
+
+    # --trained: a model trained elsewhere (as bench/gpu_train.py leaves it: parts and run.json) is evaluated
+    # through the pipeline instead of training one; the seed model stands in, so its row must come out twice
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    model = (tmp_path / "work" / "models" / "reference.keras").read_bytes()
+    (trained / "model.keras.part0").write_bytes(model[:1000])
+    (trained / "model.keras.part1").write_bytes(model[1000:])
+    train = {**yaml.safe_load((tmp_path / "work" / "params.yaml").read_text())["train"], "epochs": 3}
+    run = {"device": "gpu: test", "train": train, "train_seconds": 90.0, "steps": 12, "precision": "mixed_bfloat16",
+           "seconds_per_481x321_image": 0.01, "parts": ["model.keras.part0", "model.keras.part1"], "log": [{"step": 4, "loss": 0.1, "seconds": 1}]}
+    (trained / "run.json").write_text(json.dumps(run))
+    result = subprocess.run(bench + ["--trained", str(trained)], env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "train/train.py" not in result.stdout and "Running stage 'train'" not in result.stdout
+    assert yaml.safe_load((tmp_path / "work" / "params.yaml").read_text())["train"]["epochs"] == 3
+    text = (tmp_path / "results.md").read_text()
+    rows = [line.split("|") for line in text.splitlines() if line.startswith("| ")]
+    assert rows[4][2:8] == rows[3][2:8] and rows[4][8].strip() == "1.5" and "trained on gpu: test" in text
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "bench").glob("preset*.yaml")))
