@@ -35,7 +35,7 @@ import yaml  # noqa: E402
 
 from denoise import losses, models, optimization, tiling  # noqa: E402
 from denoise.config import TrainConfig, parse_section  # noqa: E402
-from denoise.errors import ConfigError  # noqa: E402
+from denoise.errors import ConfigError, exit_on_error  # noqa: E402
 from denoise.storage import load_stack  # noqa: E402
 
 CHUNK = 100  # steps per compiled call: one dispatch per chunk instead of per step
@@ -140,6 +140,7 @@ def save_parts(model: keras.Model, out: Path) -> list[str]:
     return names
 
 
+@exit_on_error
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", required=True, help="the split stage's clean training stack (data/split/train/clean)")
@@ -150,6 +151,7 @@ def main():
     length.add_argument("--minutes", type=float, help="choose the epochs that fit this many minutes of training")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto", help="auto: bf16 on a GPU")
     args = parser.parse_args()
+    config = train_config(Path(args.preset), args.epochs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = jax.devices()[0]
@@ -161,7 +163,6 @@ def main():
     images = np.zeros((len(stack.images), *sizes.max(axis=0), stack.images[0].shape[-1]), np.float32)
     for k, image in enumerate(stack.images):
         images[k, : image.shape[0], : image.shape[1]] = image
-    config = train_config(Path(args.preset), args.epochs)
     if args.minutes:
         step_seconds = seconds_per_step(config, images, sizes)
         config = with_epochs(config, max(1, int(args.minutes * 60 / step_seconds / config.steps_per_epoch)))

@@ -42,3 +42,14 @@ def test_gpu_train_writes_a_model_the_pipeline_loads_and_repeats_itself(tmp_path
     noisy = clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape).astype(np.float32)
     denoised = tiling.predict(model, noisy)
     assert denoised.shape == clean.shape and np.abs(denoised - clean).mean() < np.abs(noisy - clean).mean()
+
+
+def test_gpu_train_refuses_what_it_does_not_do_in_one_line(tmp_path):
+    preset = yaml.safe_load((ROOT / "bench" / "preset-gpu.yaml").read_text())
+    preset["train"]["fresh_noise"] = False  # stored noisy pairs: tf.data only
+    (tmp_path / "preset.yaml").write_text(yaml.safe_dump(preset))
+    command = [sys.executable, str(ROOT / "bench" / "gpu_train.py"), "--train", str(tmp_path), "--preset", str(tmp_path / "preset.yaml"),
+               "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip().startswith("error: train.fresh_noise:") and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
