@@ -36,6 +36,7 @@ import yaml  # noqa: E402
 from denoise import losses, models, optimization, tiling  # noqa: E402
 from denoise.config import TrainConfig, parse_section  # noqa: E402
 from denoise.errors import ConfigError, exit_on_error  # noqa: E402
+from denoise.images import padded_batch  # noqa: E402
 from denoise.storage import load_stack  # noqa: E402
 
 CHUNK = 100  # steps per compiled call: one dispatch per chunk instead of per step
@@ -49,6 +50,8 @@ def train_config(preset: Path, epochs: int | None) -> TrainConfig:
     for key, present in unsupported.items():
         if present:
             raise ConfigError(f"train.{key}: not supported by {Path(__file__).name} (fresh Gaussian noise over train.fresh_levels only)")
+    if config.steps_per_epoch % CHUNK:
+        raise ConfigError(f"train.steps_per_epoch: {config.steps_per_epoch} must be a multiple of {CHUNK} here")
     return with_epochs(config, epochs) if epochs else config
 
 
@@ -160,15 +163,11 @@ def main():
     keras.mixed_precision.set_global_policy(precision)
     stack = load_stack(args.train)
     sizes = np.array([image.shape[:2] for image in stack.images], np.int32)
-    images = np.zeros((len(stack.images), *sizes.max(axis=0), stack.images[0].shape[-1]), np.float32)
-    for k, image in enumerate(stack.images):
-        images[k, : image.shape[0], : image.shape[1]] = image
+    images = padded_batch(stack.images)
     if args.minutes:
         step_seconds = seconds_per_step(config, images, sizes)
         config = with_epochs(config, max(1, int(args.minutes * 60 / step_seconds / config.steps_per_epoch)))
         print(f"{step_seconds * 1000:.1f} ms a step: {config.epochs} epochs of {config.steps_per_epoch} steps fit {args.minutes} min", flush=True)
-    if config.steps_per_epoch % CHUNK:
-        raise ConfigError(f"train.steps_per_epoch: {config.steps_per_epoch} must be a multiple of {CHUNK} here")
     keras.utils.set_random_seed(config.seed)  # the initial weights: after the timing run, so --epochs repeats a --minutes run
     model, state, run = trainer(config, images, sizes)
     log, started = [], time.perf_counter()

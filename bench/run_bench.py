@@ -76,12 +76,13 @@ def install_trained(work: Path, folder: Path, run: dict) -> None:
     with `dvc commit`, so that `dvc repro` evaluates it like one trained here instead of training one."""
     from dvclive import Live
 
+    from denoise.storage import write_json
+
     model = work / "models" / "model.keras"
     model.parent.mkdir(parents=True, exist_ok=True)
     model.write_bytes(b"".join((folder / part).read_bytes() for part in run["parts"]))
     state = {"complete": True, "train_seconds": run["train_seconds"], "trained_on": run["device"], "steps": run["steps"], "precision": run["precision"]}
-    (work / "checkpoints" / "train").mkdir(parents=True, exist_ok=True)
-    (work / "checkpoints" / "train" / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    write_json(work / "checkpoints" / "train" / "state.json", state)
     shutil.rmtree(work / "dvclive" / "train", ignore_errors=True)
     live = Live(str(work / "dvclive" / "train"), dvcyaml=None, save_dvc_exp=False, report=None)
     for entry in run["log"]:

@@ -16,15 +16,6 @@ from .storage import Stack
 NOISE_WEIGHT_SCALE = 25 / 255  # weight 1 for a patch with noise σ 25 (8-bit), 6 for one without noise
 
 
-def _padded(images_: list[np.ndarray]) -> np.ndarray:
-    height = max(i.shape[0] for i in images_)
-    width = max(i.shape[1] for i in images_)
-    out = np.zeros((len(images_), height, width, images_[0].shape[-1]), np.float32)
-    for k, image in enumerate(images_):
-        out[k, : image.shape[0], : image.shape[1]] = image
-    return out
-
-
 def _dihedral(batch: tf.Tensor, seed) -> tf.Tensor:
     """Apply one of the 8 flips/90° rotations to each square patch, chosen per patch."""
     flips = tf.random.stateless_uniform([3, tf.shape(batch)[0]], seed, 0, 2, dtype=tf.int32) > 0
@@ -36,14 +27,14 @@ def _dihedral(batch: tf.Tensor, seed) -> tf.Tensor:
 
 def _texture_sums(images_: list[np.ndarray]) -> np.ndarray:
     """Summed-area tables of each image's texture: |horizontal| + |vertical| difference to the next
-    pixel (0 past the image's last row and column), averaged over channels, zero-padded as _padded."""
+    pixel (0 past the image's last row and column), averaged over channels, zero-padded as images.padded_batch."""
     maps = []
     for image in images_:
         texture = np.zeros((*image.shape[:2], 1), np.float32)
         texture[:, :-1] += np.abs(np.diff(image, axis=1)).mean(-1, keepdims=True)
         texture[:-1] += np.abs(np.diff(image, axis=0)).mean(-1, keepdims=True)
         maps.append(texture)
-    sums = _padded(maps)[..., 0].cumsum(1, dtype=np.float64).cumsum(2)
+    sums = images.padded_batch(maps)[..., 0].cumsum(1, dtype=np.float64).cumsum(2)
     return np.pad(sums, ((0, 0), (1, 0), (1, 0)))
 
 
@@ -67,7 +58,7 @@ def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseC
         clean = Stack([{**e, "name": f"{e['name']}@{s:g}"} for e in clean.entries for s in config.scales],
                       [images.rescale(image, s) for image in clean.images for s in config.scales])
     index_of = {entry["name"]: k for k, entry in enumerate(clean.entries)}
-    clean_images = tf.constant(_padded(clean.images))
+    clean_images = tf.constant(images.padded_batch(clean.images))
     if config.fresh_noise:
         pair_clean = np.arange(len(clean.images))
         pair_source = clean_images
@@ -75,7 +66,7 @@ def patch_batches(clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseC
     else:
         kept = [k for k, entry in enumerate(noisy.entries) if entry["name"] in index_of]
         pair_clean = np.array([index_of[noisy.entries[k]["name"]] for k in kept], int)
-        pair_source = tf.constant(_padded([noisy.images[k] for k in kept]))
+        pair_source = tf.constant(images.padded_batch([noisy.images[k] for k in kept]))
     pair_sizes = np.array([clean.images[c].shape[:2] for c in pair_clean], np.int32).reshape(-1, 2)
     sizes = tf.constant(pair_sizes)
     pair_clean = tf.constant(pair_clean, tf.int32)
