@@ -37,10 +37,13 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     rows = [line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| method | BSD68 σ15 | BSD68 σ25 | BSD68 σ50 | Set12 σ15")
     labels = [row.split("|")[1].strip() for row in rows[1:]]
-    assert labels[:3] == ["noisy input", "BM3D (baseline stage)", "seed model (original design)"] and labels[3].endswith("blind (ours)")
+    assert labels[:3] == ["noisy input", "BM3D (baseline stage)", "seed model (original design)"]
+    assert preset["evaluate"]["self_ensemble"] == 2  # the preset's: the model's one pass and its self-ensemble, from one training
+    assert labels[3].endswith("blind (ours), one pass") and labels[4].endswith("blind (ours), ×2 self-ensemble") and len(labels) == 5
     noisy = [float(cell.split("/")[0]) for cell in rows[1].split("|")[2:8]]
     assert noisy[0] > noisy[1] > noisy[2] and noisy[3] > noisy[4] > noisy[5]  # noisier input scores lower
-    assert rows[4].split("|")[-2].strip().endswith("×")
+    assert rows[4].split("|")[-2].strip().endswith("×") and rows[5].split("|")[-2].strip().endswith("×")
+    assert rows[4].split("|")[2:8] != rows[5].split("|")[2:8]
 
     # make levers on the split that bench prepared: one row per variant, each with its own changes, which
     # are parsed as params.yaml's own keys (fresh_levels: 15 becomes a level, not a bare number)
@@ -79,7 +82,7 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     assert yaml.safe_load((tmp_path / "work" / "params.yaml").read_text())["train"]["epochs"] == 3
     text = (tmp_path / "results.md").read_text()
     rows = [line.split("|") for line in text.splitlines() if line.startswith("| ")]
-    assert rows[4][2:8] == rows[3][2:8] and rows[4][8].strip() == "1.5" and "trained on gpu: test" in text
+    assert rows[5][2:8] == rows[3][2:8] and rows[4][8].strip() == rows[5][8].strip() == "1.5" and "trained on gpu: test" in text
 
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "bench").glob("preset*.yaml")))

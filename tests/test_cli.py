@@ -174,3 +174,18 @@ def test_tile_count_matches_the_tiles_denoised(gray_model):
     done = []
     denoiser(pixels, progress=done.append)
     assert sum(done) == denoiser.tiles_for(pixels) == 3 * 12
+
+
+def test_self_ensemble_counts_the_tiles_of_every_view_and_keeps_the_image(tmp_path, gray_model):
+    denoiser = cli.Denoiser(gray_model, tile=48, overlap=15, batch=2, ensemble=8)
+    pixels = np.random.default_rng(3).random((100, 130, 1)).astype(np.float32)
+    done = []
+    out = denoiser(pixels, progress=done.append)
+    assert sum(done) == denoiser.tiles_for(pixels) == 8 * 12  # 3 × 4 tiles a view, turned or not
+    np.testing.assert_allclose(out, pixels, atol=1e-6)  # the identity model: every view turned back in place
+    photo("L").save(tmp_path / "in.png")
+    assert cli.main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--model", gray_model, "--self-ensemble", "2"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(photo("L")))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse_args([str(tmp_path / "in.png"), "-o", str(tmp_path / "x.png"), "--self-ensemble", "3"])
+    assert exit_info.value.code == 2

@@ -51,6 +51,7 @@ def test_committed_params_are_valid(monkeypatch):
         ("train", "final_batch_size", 0, "train.final_batch_size: 0 is too small"),
         ("train", "scales", [1, 1.5], "train.scales: [1.0, 1.5] must be different numbers in (0, 1]"),
         ("train", "scales", "big", "train.scales: expected a number, got 'big'"),
+        ("evaluate", "self_ensemble", 3, "evaluate.self_ensemble: unknown value 3; allowed: 1, 2, 4, 8"),
     ],
 )
 def test_invalid_values_name_the_key(section, key, value, message, monkeypatch):

@@ -47,3 +47,46 @@ def test_seed_model_tiles_with_its_size_multiple(smooth_image):
     tiled = tiling.predict_tiled(seed, image, tile=50, overlap=16)
     assert tiled.shape == image.shape
     assert metrics.psnr(tiling.predict(seed, image), tiled) > 40
+
+
+def test_views_are_the_eight_symmetries_each_turned_back():
+    image = np.random.default_rng(0).random((23, 37, 1)).astype(np.float32)  # odd, not square
+    seen = []
+    outputs = tiling.views(lambda view: seen.append(view) or view, image, 8)
+    assert all(np.array_equal(out, image) for out in outputs)  # each output back in the image's orientation
+    assert np.array_equal(seen[0], image) and len({(v.shape, v.tobytes()) for v in seen}) == 8
+    assert [v.shape for v in seen[:4]] == [image.shape] * 4  # 2 or 4 views keep the shape: one traced function
+
+
+def test_self_ensemble_cancels_an_error_that_turns_with_the_image(smooth_image):
+    """A stand-in denoiser whose error is a left-to-right ramp: turned 180°, the ramp runs the other way, so the
+    mean of the two views is exact; a single pass is not."""
+    image = smooth_image(24, 40)
+
+    def ramped(view):
+        return view + np.linspace(-0.1, 0.1, view.shape[1], dtype=np.float32)[None, :, None]
+
+    assert np.abs(tiling.self_ensemble(ramped, image, 1) - image).max() > 0.09
+    for count in (2, 4, 8):
+        np.testing.assert_allclose(tiling.self_ensemble(ramped, image, count), image, atol=1e-6)
+
+
+def test_self_ensemble_of_a_symmetric_filter_is_the_filter(smooth_image):
+    from scipy.ndimage import uniform_filter
+
+    image = smooth_image(31, 45)
+    blur = lambda view: uniform_filter(view, size=(3, 3, 1), mode="reflect")  # noqa: E731
+    np.testing.assert_allclose(tiling.self_ensemble(blur, image, 8), blur(image), atol=1e-6)
+
+
+def test_model_self_ensemble_is_the_mean_of_its_views(smooth_image):
+    unet = models.unet(1, blocks=1, width=4, full_width=4)
+    rng = np.random.default_rng(2)
+    unet.set_weights([rng.normal(0, 0.15, w.shape).astype(np.float32) for w in unet.get_weights()])
+    image = smooth_image(61, 45)  # odd sides: each view is padded to multiples of 8 on its own
+    turned = np.ascontiguousarray(image[::-1, ::-1])
+    expected = (tiling.predict(unet, image) + tiling.predict(unet, turned)[::-1, ::-1]) / 2
+    np.testing.assert_allclose(tiling.predict(unet, image, ensemble=2), expected, atol=1e-6)
+    assert tiling.predict(unet, image, ensemble=8).shape == image.shape
+    with pytest.raises(ValueError, match="self-ensemble size 3"):
+        tiling.predict(unet, image, ensemble=3)

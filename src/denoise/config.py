@@ -24,6 +24,7 @@ LOSSES = ("bce", "mse", "l1", "rmse", "psnr")
 SCHEDULES = ("constant", "cosine", "step")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BASELINES = ("auto", "bm3d", "nlm", "none")
+ENSEMBLE_SIZES = (1, 2, 4, 8)  # evaluate.self_ensemble: how many flips/rotations of each input are averaged
 UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-resolution layers", "zero_init_residual": "has residual blocks"}
 
 
@@ -261,10 +262,12 @@ class TrainConfig:
 class EvaluateConfig:
     train_sample: int = 4
     compare_images: int = 3
+    self_ensemble: int = 1
 
     def validate(self, key: str) -> None:
         _at_least(self.train_sample, f"{key}.train_sample", 0)
         _at_least(self.compare_images, f"{key}.compare_images", 0)
+        _choice(self.self_ensemble, f"{key}.self_ensemble", ENSEMBLE_SIZES)
 
 
 @dataclass(frozen=True)

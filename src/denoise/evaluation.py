@@ -12,7 +12,8 @@ from . import images, metrics, models, tiling
 from .config import EvaluateConfig
 from .storage import Stack, atomic_path, write_json
 
-METHOD_ORDER = ("noisy", "baseline", "reference", "model")
+SINGLE_PASS = "model_single_pass"  # the model's first view alone, scored beside "model" when evaluate.self_ensemble > 1
+METHOD_ORDER = ("noisy", "baseline", "reference", "model", SINGLE_PASS)
 
 
 def score(clean: Stack, noisy: Stack, estimates: dict[str, list[np.ndarray]]) -> list[dict]:
@@ -79,11 +80,14 @@ def evaluate(test: tuple[Stack, Stack], train: tuple[Stack, Stack], baseline: St
     loaded = {name: models.load_model(path) for name, path in model_paths.items()}
     estimates = {"baseline": baseline.images}
     for name, model in loaded.items():
-        estimates[name] = [tiling.predict(model, image) for image in noisy.images]
+        passes = [tiling.views(lambda view: tiling.predict(model, view), image, config.self_ensemble) for image in noisy.images]  # noqa: B023
+        estimates[name] = [tiling.mean_of_views(outputs) for outputs in passes]
+        if config.self_ensemble > 1 and name == "model":  # its first view alone: the single pass, at no extra cost
+            estimates[SINGLE_PASS] = [outputs[0] for outputs in passes]
     rows = score(clean, noisy, estimates)
     summary = summarize(rows, level_key)
     sample = Stack(train[1].entries[: config.train_sample], train[1].images[: config.train_sample])
-    train_rows = score(train[0], sample, {"model": [tiling.predict(loaded["model"], image) for image in sample.images]})
+    train_rows = score(train[0], sample, {"model": [tiling.predict(loaded["model"], image, config.self_ensemble) for image in sample.images]})
     train_summary = summarize([r for r in train_rows if r["method"] == "model"], level_key)
     write_json(out_dir / "metrics.json", {
         "test": summary,

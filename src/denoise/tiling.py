@@ -1,5 +1,6 @@
 """Full-image inference: pad to what the model needs and crop back, optionally over overlapping
-tiles blended with a smooth window, so memory is bounded by the tile size and no seam shows."""
+tiles blended with a smooth window, so memory is bounded by the tile size and no seam shows; and the
+self-ensemble, the mean of the outputs for flipped and rotated copies of the input."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import keras
 import numpy as np
 
+from .config import ENSEMBLE_SIZES
 from .models import size_multiple
 
 
@@ -23,13 +25,51 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def _run(model: keras.Model, batch: np.ndarray) -> np.ndarray:
-    return np.asarray(model(batch, training=False), dtype=np.float32)
+    # predict_on_batch runs a traced (graph) function: on 2 CPU cores half the time of an eager call,
+    # whose per-layer dispatch cost as much as the arithmetic (0.10 against 0.18 s for a 481×321 image).
+    return np.asarray(model.predict_on_batch(batch), dtype=np.float32)
 
 
-def predict(model: keras.Model, image: np.ndarray) -> np.ndarray:
-    """Denoise one H×W×C image in a single pass."""
+# (quarter turns, then a left-right flip): the eight symmetries of a square, those that keep an
+# image's shape first, so that 2 or 4 views reuse one traced function per image size.
+VIEWS = ((0, False), (2, False), (0, True), (2, True), (1, False), (3, False), (1, True), (3, True))
+
+
+def _view(image: np.ndarray, turns: int, flip: bool) -> np.ndarray:
+    image = np.rot90(image, turns)
+    return np.ascontiguousarray(image[:, ::-1] if flip else image)
+
+
+def _unview(image: np.ndarray, turns: int, flip: bool) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(image[:, ::-1] if flip else image, -turns))
+
+
+def views(denoise, image: np.ndarray, count: int) -> list[np.ndarray]:
+    """denoise(view) for the first `count` VIEWS of an H×W×C image, each turned back to the image's
+    orientation. Their mean is the self-ensemble (Timofte et al. 2016): a network's errors differ
+    between flipped and rotated copies of its input, so averaging them cancels part of the error."""
+    if count not in ENSEMBLE_SIZES:
+        raise ValueError(f"self-ensemble size {count!r}: one of {ENSEMBLE_SIZES}")
+    return [_unview(denoise(_view(image, *view)), *view) for view in VIEWS[:count]]
+
+
+def mean_of_views(outputs: list[np.ndarray]) -> np.ndarray:
+    return outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0)
+
+
+def self_ensemble(denoise, image: np.ndarray, count: int) -> np.ndarray:
+    """The mean of views(denoise, image, count); count 1 is a single pass."""
+    return mean_of_views(views(denoise, image, count))
+
+
+def _predict_once(model: keras.Model, image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
     return _run(model, _pad_to_multiple(image, size_multiple(model))[None])[0, :height, :width]
+
+
+def predict(model: keras.Model, image: np.ndarray, ensemble: int = 1) -> np.ndarray:
+    """Denoise one H×W×C image in a single pass, or as the mean of `ensemble` flipped/rotated passes."""
+    return self_ensemble(lambda view: _predict_once(model, view), image, ensemble)
 
 
 def _starts(length: int, tile: int, step: int) -> list[int]:
