@@ -13,7 +13,6 @@ from .config import EvaluateConfig
 from .storage import Stack, atomic_path, write_json
 
 SINGLE_PASS = "model_single_pass"  # the model's first view alone, scored beside "model" when evaluate.self_ensemble > 1
-METHOD_ORDER = ("noisy", "baseline", "reference", "model", SINGLE_PASS)
 
 
 def score(clean: Stack, noisy: Stack, estimates: dict[str, list[np.ndarray]]) -> list[dict]:
