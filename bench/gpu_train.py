@@ -3,7 +3,7 @@ H200 lent through the device tool: the pipeline's own network (models.build_mode
 (losses.py), optimizer and schedule (optimization.adam), under Keras's JAX backend. Only the batches
 are written again here, in jax.random on the accelerator, because patches.py is tf.data: the same
 sampling (a random training image and patch, one of the 8 flips and rotations, a σ per patch drawn
-from train.fresh_levels, fresh Gaussian noise; train.final_loss for the last train.final_epochs),
+from train.sampling.fresh_levels, fresh Gaussian noise; train.final.loss for the last train.final.epochs),
 seeded from train.seed and the step number, but not the same random numbers.
 
 With --minutes, the run's length is chosen once from the measured step time (a throwaway timing
@@ -33,7 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from denoise import losses, models, optimization, tiling  # noqa: E402
+from denoise import inference, losses, models, optimization  # noqa: E402
 from denoise.config import TrainConfig, parse_section  # noqa: E402
 from denoise.errors import ConfigError, exit_on_error  # noqa: E402
 from denoise.images import padded_batch  # noqa: E402
@@ -45,11 +45,11 @@ PART_BYTES = 15 * 2**20
 
 def train_config(preset: Path, epochs: int | None) -> TrainConfig:
     config = parse_section(TrainConfig, yaml.safe_load(preset.read_text())["train"], "train")
-    unsupported = {"fresh_noise": not config.fresh_noise, "patch_candidates": config.patch_candidates > 1, "scales": config.scales != (1.0,),
-                   "weight_by_noise": config.weight_by_noise, "ema": config.ema is not None, "fresh_levels": config.fresh_levels is None}
+    unsupported = {"fresh_noise": not config.sampling.fresh_noise, "fresh_levels": config.sampling.fresh_levels is None}
     for key, present in unsupported.items():
         if present:
-            raise ConfigError(f"train.{key}: not supported by {Path(__file__).name} (fresh Gaussian noise over train.fresh_levels only)")
+            raise ConfigError(f"train.sampling.{key}: not supported by {Path(__file__).name} (fresh Gaussian noise over "
+                              "train.sampling.fresh_levels only)")
     if config.steps_per_epoch % CHUNK:
         raise ConfigError(f"train.steps_per_epoch: {config.steps_per_epoch} must be a multiple of {CHUNK} here")
     return with_epochs(config, epochs) if epochs else config
@@ -57,13 +57,20 @@ def train_config(preset: Path, epochs: int | None) -> TrainConfig:
 
 def with_epochs(config: TrainConfig, epochs: int) -> TrainConfig:
     """The same run stretched to `epochs`, the final phase keeping its share."""
-    final = round(config.final_epochs * epochs / config.epochs)
-    return dataclasses.replace(config, epochs=epochs, final_epochs=final)
+    final = round(config.final.epochs * epochs / config.epochs)
+    return dataclasses.replace(config, epochs=epochs, final=dataclasses.replace(config.final, epochs=final))
+
+
+def train_yaml(config: TrainConfig) -> dict:
+    """The train section as params.yaml writes it."""
+    raw = dataclasses.asdict(config)
+    raw["sampling"]["fresh_levels"] = config.sampling.fresh_levels.to_yaml()
+    return raw
 
 
 def batch_maker(images: np.ndarray, sizes: np.ndarray, config: TrainConfig):
     """batch(step, size, count) -> (noisy, clean): the sampling of patches.py in jax.random."""
-    images, levels = jnp.asarray(images), config.fresh_levels
+    images, levels = jnp.asarray(images), config.sampling.fresh_levels
     base = jax.random.key(config.seed)
 
     def batch(step, size: int, count: int):
@@ -89,17 +96,17 @@ def batch_maker(images: np.ndarray, sizes: np.ndarray, config: TrainConfig):
 
 def trainer(config: TrainConfig, images: np.ndarray, sizes: np.ndarray):
     """(model, initial state, run) where run(first_step, state) does CHUNK steps, compiled once."""
-    model = models.build_model(config, channels=images.shape[-1])
+    model = models.build_model(config.model, channels=images.shape[-1])
     optimizer = optimization.adam(config)
     optimizer.build(model.trainable_variables)
-    first_loss, final_loss = losses.get_loss(config.loss), losses.get_loss(config.final_loss or config.loss)
-    first_final = (config.epochs - config.final_epochs) * config.steps_per_epoch
+    first_loss, final_loss = losses.get_loss(config.loss), losses.get_loss(config.final.loss or config.loss)
+    first_final = config.first_final_step
     batch = batch_maker(images, sizes, config)
-    if config.final_epochs and (config.final_phase.patch_size, config.final_phase.batch_size) != (config.patch_size, config.batch_size):
-        raise ConfigError("train.final_patch_size/final_batch_size: not supported by gpu_train.py (one compiled step for both phases)")
+    if config.final.epochs and config.final_sampling != config.sampling:
+        raise ConfigError("train.final.patch_size/batch_size: not supported by gpu_train.py (one compiled step for both phases)")
 
     def loss_of(trainable, non_trainable, step):
-        noisy, clean = batch(step, config.patch_size, config.batch_size)
+        noisy, clean = batch(step, config.sampling.patch_size, config.sampling.batch_size)
         estimate, non_trainable = model.stateless_call(trainable, non_trainable, noisy, training=True)
         loss = jax.lax.cond(step >= first_final, final_loss, first_loss, clean, estimate)
         return loss, non_trainable
@@ -183,13 +190,13 @@ def main():
     for variable, value in zip(model.non_trainable_variables, state[1]):
         variable.assign(value)
     probe = np.random.default_rng(0).random((321, 481, images.shape[-1])).astype(np.float32)
-    tiling.predict(model, probe)
+    inference.predict(model, probe)
     times = []
     for _ in range(5):
         begin = time.perf_counter()
-        tiling.predict(model, probe)
+        inference.predict(model, probe)
         times.append(time.perf_counter() - begin)
-    run_info = {"device": f"{device.platform}: {device.device_kind}", "train": {**dataclasses.asdict(config), "fresh_levels": config.fresh_levels.to_yaml()},
+    run_info = {"device": f"{device.platform}: {device.device_kind}", "train": train_yaml(config),
                 "train_seconds": round(train_seconds, 1), "steps": config.total_steps, "parameters": model.count_params(), "precision": precision,
                 "seconds_per_481x321_image": round(float(np.median(times)), 4), "log": log,
                 "parts": save_parts(model, out), "jax": jax.__version__, "keras": keras.__version__}

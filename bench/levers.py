@@ -17,8 +17,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from denoise import evaluation, models, tiling  # noqa: E402
-from denoise.config import parse_params  # noqa: E402
+from denoise import evaluation, inference  # noqa: E402
+from denoise.config import deep_merge, parse_params  # noqa: E402
 from denoise.datasets import load_split  # noqa: E402
 from denoise.training import train  # noqa: E402
 from run_bench import SETS, SIGMAS, median_seconds  # noqa: E402  (bench/ is this script's folder)
@@ -33,20 +33,20 @@ def quick_test(test):
 
 def run_variant(raw_params: dict, overrides: dict, splits: dict) -> dict:
     raw = copy.deepcopy(raw_params)
-    raw["train"].update(overrides)
+    raw["train"] = deep_merge(raw["train"], overrides)
     params = parse_params(raw)  # the overrides are parsed and checked as params.yaml's own keys are
     config = params.train
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         state = train(config, params.noise, splits["train"], splits["val"],
                       model_path=scratch / "model.keras", live_dir=scratch / "live", checkpoint_dir=scratch / "checkpoints")
-        model = models.load_model(scratch / "model.keras")
+        model = inference.load_model(scratch / "model.keras")
     clean, noisy = splits["test"]
-    outputs = [tiling.predict(model, image) for image in noisy.images]
+    outputs = [inference.predict(model, image) for image in noisy.images]
     summary = evaluation.summarize(evaluation.score(clean, noisy, {"model": outputs}), params.noise.level_key)
     image = noisy.select(lambda e: e["set"] == "bsd68").images[0]
     return {"steps": config.total_steps, "minutes": state["train_seconds"] / 60,
-            "seconds": median_seconds(lambda: tiling.predict(model, image), 5),
+            "seconds": median_seconds(lambda: inference.predict(model, image), 5),
             **{f"{s} {sigma}": summary[f"{s}.{params.noise.level_key}_{sigma}"]["model"]["psnr"] for s in SETS for sigma in SIGMAS}}
 
 

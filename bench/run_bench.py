@@ -26,14 +26,13 @@ SINGLE_PASS = "model_single_pass"  # as denoise.evaluation.SINGLE_PASS (the tabl
 
 
 def model_label(train: dict) -> str:
-    if train["model"] == "unet":
-        parts = [f"U-Net {train['width']}–{train['width'] * 4}", f"{train['depth']} block{'s' if train['depth'] > 1 else ''}/level"]
-        parts += [f"{train['full_width']}-ch full-resolution ends"] if train.get("full_width") else []
-        parts += ["estimated noise map"] if train.get("noise_map") else []
-        parts += [f"patches the most textured of {train['patch_candidates']}"] if train.get("patch_candidates", 1) > 1 else []
-        parts += ["zero-initialized residual blocks"] if train.get("zero_init_residual") else []
+    model = train["model"]
+    if model["name"] == "unet":
+        parts = [f"U-Net {model['width']}–{model['width'] * 4}", f"{model['depth']} block{'s' if model['depth'] > 1 else ''}/level"]
+        parts += [f"{model['full_width']}-ch full-resolution ends"] if model.get("full_width") else []
+        parts += ["estimated noise map"] if model.get("noise_map") else []
         return ", ".join(parts + ["blind (ours)"])
-    return f"DnCNN-{train['depth']}×{train['width']} blind (ours)"
+    return f"DnCNN-{model['depth']}×{model['width']} blind (ours)"
 
 
 def median_seconds(run, repeats: int) -> float:
@@ -48,10 +47,10 @@ def median_seconds(run, repeats: int) -> float:
 
 
 def merge(base: dict, preset: dict, data: Path) -> dict:
-    text = yaml.safe_dump(preset).replace("DATA/", f"{data}/")
-    for section, values in yaml.safe_load(text).items():
-        base[section].update(values)
-    return base
+    """params.yaml with the preset applied key by key (DATA/ standing for the datasets folder)."""
+    from denoise.config import deep_merge
+
+    return deep_merge(base, yaml.safe_load(yaml.safe_dump(preset).replace("DATA/", f"{data}/")))
 
 
 def prepare_work(work: Path, data: Path, preset: Path, trained: dict | None = None) -> None:
@@ -64,7 +63,7 @@ def prepare_work(work: Path, data: Path, preset: Path, trained: dict | None = No
         shutil.copy2(ROOT / name, work / name)
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(preset.read_text()), data)
     if trained:  # the run's own train settings (gpu_train.py --minutes chose its epochs)
-        params["train"].update({key: trained["train"][key] for key in params["train"]})
+        params["train"] = trained["train"]
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if not (work / ".git").exists():
         git(work, "init", "-q", "-b", "main")
@@ -103,7 +102,7 @@ def time_one_image(work: Path, data: Path) -> dict:
     sys.path.insert(0, str(work / "src"))
     import numpy as np
 
-    from denoise import images, models, tiling
+    from denoise import images, inference
     from denoise.baseline import classical_denoise, resolve_method
     from denoise.config import load_params
 
@@ -116,10 +115,10 @@ def time_one_image(work: Path, data: Path) -> dict:
     seconds = {"shape": list(clean.shape[:2]), "method": method, "ensemble": ensemble,
                "baseline": median_seconds(lambda: classical_denoise(noisy, method, "gaussian", 25.0), 2)}
     for name, path in (("reference", "models/reference.keras"), ("model", "models/model.keras")):
-        network = models.load_model(work / path)
-        seconds[name] = median_seconds(lambda: tiling.predict(network, noisy, ensemble), 5)  # noqa: B023
+        network = inference.load_model(work / path)
+        seconds[name] = median_seconds(lambda: inference.predict(network, noisy, ensemble), 5)  # noqa: B023
         if name == "model" and ensemble > 1:
-            seconds[SINGLE_PASS] = median_seconds(lambda: tiling.predict(network, noisy), 5)  # noqa: B023
+            seconds[SINGLE_PASS] = median_seconds(lambda: inference.predict(network, noisy), 5)  # noqa: B023
     return seconds
 
 
@@ -184,7 +183,7 @@ def main():
             f"{table(work, seconds)}\n\nSeconds per image: median of repeats on a {seconds['shape'][0]}×{seconds['shape'][1]} "
             f"BSD68 image at σ 25, the baseline ({seconds['method']}) and the models one after the other in the same run."
             + (f" ×{seconds['ensemble']} self-ensemble (`evaluate.self_ensemble`): each network's output is the mean of its outputs for "
-               f"the first {seconds['ensemble']} flips/rotations of the input (`denoise.tiling.VIEWS`: the image, turned 180°, …); "
+               f"the first {seconds['ensemble']} flips/rotations of the input (`denoise.inference.VIEWS`: the image, turned 180°, …); "
                "one pass: the same trained model on the image alone." if seconds["ensemble"] > 1 else "") + "\n")
     Path(args.out).write_text(text)
     print(text)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from denoise.config import parse_params
+from denoise.config import deep_merge, parse_params
 from tiny_repo import ROOT, TINY, env
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -25,8 +25,7 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
             image = 128 + 90 * np.sin(x / rng.uniform(2, 6) + y / rng.uniform(2, 6))
             Image.fromarray(image.astype(np.uint8)).save(tmp_path / "data" / name / f"{k:03d}.png")
     preset = yaml.safe_load((ROOT / "bench" / "preset.yaml").read_text())
-    for section in ("train", "reference", "evaluate"):
-        preset[section].update(TINY[section])
+    preset = deep_merge(preset, {section: TINY[section] for section in ("train", "reference", "evaluate")})
     preset["baseline"] = {"method": "nlm", "workers": 2}
     preset["split"]["val_fraction"] = 0.2
     (tmp_path / "preset.yaml").write_text(yaml.safe_dump(preset))
@@ -47,7 +46,7 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
 
     # make levers on the split that bench prepared: one row per variant, each with its own changes, which
     # are parsed as params.yaml's own keys (fresh_levels: 15 becomes a level, not a bare number)
-    changes = {"loss": "mse", "steps_per_epoch": 2, "fresh_levels": 15, "noise_map": True}
+    changes = {"loss": "mse", "steps_per_epoch": 2, "sampling": {"fresh_levels": 15}, "model": {"noise_map": True}}
     (tmp_path / "levers.yaml").write_text(yaml.safe_dump({"variants": {"as preset": {}, "mse": changes}}))
     command = [sys.executable, str(ROOT / "bench" / "levers.py"), "--work", str(tmp_path / "work"), "--variants", str(tmp_path / "levers.yaml"),
                "--out", str(tmp_path / "levers.md")]
@@ -91,4 +90,5 @@ def test_every_bench_preset_is_valid_params(preset, tmp_path):
         (tmp_path / folder).mkdir()
     raw = run_bench.merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load((ROOT / "bench" / preset).read_text()), tmp_path)
     params = parse_params(raw)
-    assert params.train.model == "unet" and params.train.fresh_levels is not None
+    assert params.train.model.name == "unet" and params.train.sampling.fresh_levels is not None
+    assert params.reference.model.name == "seed" and params.reference.final.epochs == 0

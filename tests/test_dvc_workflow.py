@@ -79,7 +79,7 @@ def test_push_clone_then_retrain_has_nothing_to_do(repo, tmp_path):
 
 
 def test_queued_grid_of_experiments(repo):
-    dvc(repo, "exp", "run", "--queue", "-S", "train.loss=bce,l1", "-S", "train.width=4,8")
+    dvc(repo, "exp", "run", "--queue", "-S", "train.loss=bce,l1", "-S", "train.model.width=4,8")
     dvc(repo, "queue", "start", "--jobs", "1")
     deadline = time.time() + 600
     while time.time() < deadline:

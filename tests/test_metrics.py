@@ -24,3 +24,21 @@ def test_noisier_input_scores_lower(smooth_image):
     ssims = [metrics.ssim(clean, clean + rng.normal(0, s / 255, clean.shape)) for s in (5, 15, 25, 50)]
     assert scores == sorted(scores, reverse=True) and ssims == sorted(ssims, reverse=True)
     assert metrics.ssim(clean, clean) == pytest.approx(1.0)
+
+
+def test_ssim_of_two_flat_images_is_the_luminance_term():
+    """Flat images have no variance, so SSIM reduces to (2ab + C1) / (a² + b² + C1), C1 = (0.01 · 255)²."""
+    a, b, c1 = 100.0, 150.0, (0.01 * 255) ** 2
+    clean, estimate = np.full((32, 40, 1), a / 255), np.full((32, 40, 1), b / 255)
+    assert metrics.ssim(clean, estimate) == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(48, 64, 1), (37, 53, 3)])
+def test_ssim_and_psnr_match_tensorflows_as_the_published_tables_used(shape, smooth_image):
+    """The figures in docs/ were computed with tf.image.ssim/psnr; the NumPy/scikit-image ones agree."""
+    tf = pytest.importorskip("tensorflow")
+    clean = smooth_image(*shape[:2], channels=shape[2])
+    noisy = clean + np.random.default_rng(0).normal(0, 20 / 255, shape)
+    pair = [tf.constant(metrics.to_8bit(x), tf.float32) for x in (clean, noisy)]
+    assert metrics.ssim(clean, noisy) == pytest.approx(float(tf.image.ssim(*pair, max_val=255.0)), abs=2e-5)
+    assert metrics.psnr(clean, noisy) == pytest.approx(float(tf.image.psnr(*pair, max_val=255.0)), abs=1e-4)

@@ -45,3 +45,52 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+KILLED_WRITE = """
+import os, sys
+from pathlib import Path
+from denoise import storage
+if sys.argv[2] == "fallback":
+    storage._exchange = lambda first, second: False  # as on a system without renameat2
+storage._discard = lambda path: os._exit(9)  # killed right after the swap, before the old folder is deleted
+with storage.atomic_path(Path(sys.argv[1])) as tmp:
+    tmp.mkdir()
+    (tmp / "version").write_text("new")
+"""
+
+
+def write_folder(path, version):
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        (tmp / "version").write_text(version)
+
+
+@pytest.mark.parametrize("mode", ["exchange", "fallback"])
+def test_a_kill_during_a_folder_swap_leaves_the_old_or_the_new_and_the_next_write_cleans_up(tmp_path, mode):
+    import subprocess
+    import sys
+
+    target = tmp_path / "out"
+    write_folder(target, "old")
+    result = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(target), mode], capture_output=True, text=True)
+    assert result.returncode == 9, result.stderr
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "out"]
+    assert leftovers  # the old folder, under a temporary name, was not deleted
+    assert (target / "version").read_text() == "new"
+    write_folder(target, "next")
+    assert (target / "version").read_text() == "next"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # stale temporary names cleared
+
+
+def test_a_kill_after_the_fallback_backup_restores_the_old_folder_for_readers_of_the_next_write(tmp_path):
+    """The next write to the path first puts the backed-up old folder back, so a failed next write still
+    leaves the old folder there."""
+    target = tmp_path / "out"
+    write_folder(target, "old")
+    target.rename(tmp_path / ".out.old.tmp")  # as a kill between the fallback's two renames leaves it
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert (target / "version").read_text() == "old"
+            raise RuntimeError("this write fails too")
+    assert (target / "version").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -4,14 +4,15 @@ import keras
 import numpy as np
 import pytest
 
-from denoise import models, optimization, training
-from denoise.config import Levels, NoiseConfig, TrainConfig
+from denoise import inference, optimization, training
+from denoise.config import FinalPhaseConfig, Levels, ModelConfig, NoiseConfig, OptimizerConfig, SamplingConfig, TrainConfig
 from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
 from denoise.patches import patch_batches
 from denoise.storage import Stack
 
-CONFIG = TrainConfig(depth=3, width=8, epochs=3, steps_per_epoch=3, batch_size=4, patch_size=16, mixed_precision="float32")
+CONFIG = TrainConfig(model=ModelConfig(depth=3, width=8), epochs=3, steps_per_epoch=3, sampling=SamplingConfig(batch_size=4, patch_size=16),
+                     mixed_precision="float32")
 NOISE = NoiseConfig(sigma=Levels(values=(25.0,)))
 
 
@@ -25,9 +26,9 @@ def run(tmp_path, smooth_image, config=CONFIG):
                           model_path=tmp_path / "model.keras", live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
 
 
-@pytest.mark.parametrize("levers", [{}, {"ema": 0.9, "weight_by_noise": True, "warmup_steps": 4, "clip_norm": 0.5},
-                                    {"final_loss": "rmse", "final_epochs": 2, "patch_candidates": 2},
-                                    {"final_epochs": 1, "final_patch_size": 24, "final_batch_size": 2}])
+@pytest.mark.parametrize("levers", [{}, {"optimizer": OptimizerConfig(warmup_steps=4)},
+                                    {"final": FinalPhaseConfig(epochs=2, loss="psnr")},
+                                    {"final": FinalPhaseConfig(epochs=1, patch_size=24, batch_size=2)}])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch, levers):
     config = dataclasses.replace(CONFIG, **levers)
     straight = run(tmp_path / "straight", smooth_image, config)
@@ -46,8 +47,8 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, 
     resumed = run(tmp_path / "resumed", smooth_image, config)
     assert resumed["epochs_done"] == straight["epochs_done"] == 3
     assert resumed["best_val_psnr"] == pytest.approx(straight["best_val_psnr"], abs=0.01)
-    a = models.load_model(tmp_path / "straight" / "model.keras").get_weights()
-    b = models.load_model(tmp_path / "resumed" / "model.keras").get_weights()
+    a = inference.load_model(tmp_path / "straight" / "model.keras").get_weights()
+    b = inference.load_model(tmp_path / "resumed" / "model.keras").get_weights()
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, atol=1e-5)
     assert not list((tmp_path / "resumed" / "ckpt").glob("*.keras"))  # checkpoints removed once complete
@@ -62,12 +63,12 @@ def test_the_final_loss_takes_over_for_the_last_epochs(tmp_path, smooth_image, m
         seen.append(bool(self.model.loss.use_final.numpy()))
 
     monkeypatch.setattr(training.FinalLoss, "on_epoch_begin", recording)
-    run(tmp_path, smooth_image, dataclasses.replace(CONFIG, final_loss="rmse", final_epochs=1))
+    run(tmp_path, smooth_image, dataclasses.replace(CONFIG, final=FinalPhaseConfig(epochs=1, loss="psnr")))
     assert seen == [False, False, True]
 
 
 def test_the_final_epochs_cut_their_own_patch_and_batch_size(smooth_image):
-    config = dataclasses.replace(CONFIG, final_epochs=1, final_patch_size=24, final_batch_size=2)
+    config = dataclasses.replace(CONFIG, final=FinalPhaseConfig(epochs=1, patch_size=24, batch_size=2))
     train_pairs = pairs(smooth_image, ["a", "b", "c"], 0)
     batches = [(x.numpy(), y.numpy()) for x, y in patch_batches(*train_pairs, config, NOISE, 0, 9)]
     assert [x.shape for x, _ in batches] == [(4, 16, 16, 1)] * 6 + [(2, 24, 24, 1)] * 3
@@ -75,8 +76,8 @@ def test_the_final_epochs_cut_their_own_patch_and_batch_size(smooth_image):
     assert len(resumed) == 3 and all(np.array_equal(a, b) for a, (b, _) in zip(resumed, batches[6:]))
     plain = [x.numpy() for x, _ in patch_batches(*train_pairs, CONFIG, NOISE, 0, 9)]
     assert all(np.array_equal(a, b) for a, (b, _) in zip(plain[:6], batches[:6]))  # the earlier epochs are unchanged
-    too_large = dataclasses.replace(config, final_patch_size=64)
-    with pytest.raises(ConfigError, match="^train.final_patch_size: 64 is larger than every training image"):
+    too_large = dataclasses.replace(config, final=FinalPhaseConfig(epochs=1, patch_size=64))
+    with pytest.raises(ConfigError, match="^train.final.patch_size: 64 is larger than every training image"):
         patch_batches(*train_pairs, too_large, NOISE, 0, 9)
 
 
@@ -87,27 +88,12 @@ def test_a_completed_run_retrains_from_scratch(tmp_path, smooth_image):
     assert again["best_val_psnr"] == pytest.approx(first["best_val_psnr"], abs=1e-6)
 
 
-def test_averaged_weights_are_the_optimizers_average_and_are_swapped_back(tmp_path, smooth_image):
-    model = models.build_model(CONFIG, channels=1)
-    model.compile(optimizer=keras.optimizers.Adam(0.01, use_ema=True, ema_momentum=0.5), loss="mae")
-    x = np.stack([smooth_image(16, 16, seed=k) for k in range(4)])
-    for _ in range(3):  # not fit(), which copies the average into the model when it ends
-        model.train_on_batch(x, x * 0.5)
-    raw = [w.numpy().copy() for w in model.trainable_weights]
-    average = [a.numpy().copy() for a in model.optimizer._model_variables_moving_average]
-    assert any(not np.allclose(r, a) for r, a in zip(raw, average))
-    with training.averaged_weights(model):
-        for weight, expected in zip(model.trainable_weights, average):
-            np.testing.assert_array_equal(weight.numpy(), expected)
-    for weight, expected in zip(model.trainable_weights, raw):
-        np.testing.assert_array_equal(weight.numpy(), expected)
-
-
-@pytest.mark.parametrize("schedule", ["cosine", "step", "constant"])
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
 def test_warmup_rises_linearly_to_the_peak_then_follows_the_schedule(schedule):
-    config = dataclasses.replace(CONFIG, learning_rate=0.002, schedule=schedule, epochs=2, steps_per_epoch=60, warmup_steps=20)
+    optimizer = OptimizerConfig(learning_rate=0.002, schedule=schedule, warmup_steps=20)
+    config = dataclasses.replace(CONFIG, optimizer=optimizer, epochs=2, steps_per_epoch=60)
     rate = optimization.learning_rate(config)
-    plain = optimization.learning_rate(dataclasses.replace(config, warmup_steps=0, steps_per_epoch=50))  # the 100 steps after warm-up
+    plain = optimization.learning_rate(dataclasses.replace(config, optimizer=dataclasses.replace(optimizer, warmup_steps=0), steps_per_epoch=50))  # the 100 steps after warm-up
     rises = [float(rate(step)) for step in range(20)]
     assert rises == pytest.approx([0.002 * (k + 1) / 20 for k in range(20)])
     after = [float(rate(step)) for step in range(20, 120)]

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import yaml
 
+from denoise.config import deep_merge
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "data": {"max_side": 64},
     "noise": {"sigma": [15, 50]},
     "baseline": {"method": "nlm"},
-    "train": {"depth": 3, "width": 8, "epochs": 2, "steps_per_epoch": 4, "batch_size": 4, "patch_size": 24, "final_loss": "psnr", "final_epochs": 1,
-              "final_patch_size": 32, "final_batch_size": 2},
-    "reference": {"epochs": 1, "steps_per_epoch": 3, "batch_size": 4, "patch_size": 24},
+    "train": {"model": {"depth": 3, "width": 8}, "epochs": 2, "steps_per_epoch": 4, "sampling": {"batch_size": 4, "patch_size": 24},
+              "final": {"epochs": 1, "loss": "psnr", "patch_size": 32, "batch_size": 2}},
+    "reference": {"epochs": 1, "steps_per_epoch": 3, "sampling": {"batch_size": 4, "patch_size": 24}, "final": {"epochs": 0}},
     "evaluate": {"train_sample": 2, "compare_images": 1},
 }
 COPIED = ("stages", "src", ".dvc", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "data/sample.txt", "data/.gitignore",
@@ -43,9 +45,8 @@ def stages_run(output):
 
 
 def write_params(repo, **changes):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for section, values in changes.items():
-        params[section].update(values)
+    """Apply `changes` ({section: {key: value}}, nested groups merged key by key) to the repo's params.yaml."""
+    params = deep_merge(yaml.safe_load((repo / "params.yaml").read_text()), changes)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

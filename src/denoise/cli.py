@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -10,15 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-logging.getLogger("tensorflow").setLevel(logging.ERROR)  # not a retracing warning for each new image size
+import numpy as np
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from . import images  # noqa: E402
-from .errors import DenoiseError  # noqa: E402
-from .storage import atomic_path  # noqa: E402
+from . import images
+from .errors import DenoiseError
+from .storage import atomic_path
 
 FORMATS = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp"}
 PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
@@ -59,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "N times the time, a little less noise")
     parser.add_argument("--format", choices=sorted(FORMATS), help="write this format instead of each input's own")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist (inputs are never replaced)")
+    parser.add_argument("--verbose", action="store_true", help="also show the deep-learning framework's own start-up messages")
     args = parser.parse_args(argv)
     if args.sigma not in (None, "auto"):
         try:
@@ -77,12 +76,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def plan_jobs(inputs: list[str], output: str, file_format: str | None) -> list[Job]:
-    """Map inputs to output paths: one file to a file, anything else into a folder mirroring the inputs."""
+    """Map inputs to output paths: one file to a file, anything else into a folder mirroring the inputs.
+    Files inside the output folder are never inputs (an output folder may lie inside an input folder), and
+    two inputs that would be written to one output name are an error naming both."""
+    out = Path(output)
     sources = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = images.find_images(path)
+            found = [p for p in images.find_images(path) if not _inside(p, out)]
             if not found:
                 raise DenoiseError(f"{path}: no images in this folder ({', '.join(images.IMAGE_SUFFIXES)})")
             sources += [(p, p.relative_to(path)) for p in found]
@@ -90,52 +92,44 @@ def plan_jobs(inputs: list[str], output: str, file_format: str | None) -> list[J
             sources.append((path, Path(path.name)))
         else:
             raise DenoiseError(f"{path}: no such file or folder")
-    out = Path(output)
     single = len(inputs) == 1 and Path(inputs[0]).is_file() and not out.is_dir()
     jobs = [Job(src, out if single else out / rel) for src, rel in sources]
     if file_format:
         jobs = [Job(j.source, j.target.with_suffix(FORMATS[file_format])) for j in jobs]
+    claimed: dict[Path, Path] = {}
+    for job in jobs:
+        target = job.target.resolve()
+        if target in claimed:
+            raise DenoiseError(f"{claimed[target]} and {job.source} would both be written to {job.target}; "
+                               "rename one, or leave out --format")
+        claimed[target] = job.source
     return jobs
 
 
-class Denoiser:
-    """A loaded model plus the conversions between a file's channels and the model's."""
+def _inside(path: Path, folder: Path) -> bool:
+    return folder.resolve() in path.resolve().parents
 
-    def __init__(self, model_path: str, tile: int, overlap: int, batch: int, ensemble: int = 1):
-        from . import models
 
-        self.model = models.load_model(model_path)
-        self.channels = models.model_channels(self.model)
-        if self.channels not in (1, 3):
-            raise DenoiseError(f"{model_path}: the model takes {self.channels} channels; only gray (1) or RGB (3) models can be used")
-        self.tile, self.overlap, self.batch, self.ensemble = tile, overlap, batch, ensemble
-        self.notes: set[str] = set()
-
-    def __call__(self, pixels: np.ndarray, progress=None) -> np.ndarray:
-        from .tiling import predict_tiled, self_ensemble
-
-        def run(image):
-            return self_ensemble(lambda view: predict_tiled(self.model, view, self.tile, self.overlap, self.batch, progress), image, self.ensemble)
-
-        if pixels.shape[-1] == self.channels:
-            return run(pixels)
-        if self.channels == 1:
-            self.notes.add("gray model on a color image: each channel is denoised on its own")
-            return np.concatenate([run(pixels[..., c : c + 1]) for c in range(pixels.shape[-1])], axis=-1)
-        self.notes.add("color model on a gray image: denoised as RGB with equal channels, then averaged back to gray")
-        return run(np.repeat(pixels, 3, axis=-1)).mean(axis=-1, keepdims=True)
-
-    def tiles_for(self, pixels: np.ndarray) -> int:
-        from .models import size_multiple
-        from .tiling import VIEWS, tile_grid
-
-        height, width, channels = pixels.shape
-
-        def tiles(h: int, w: int) -> int:
-            return 1 if h <= self.tile and w <= self.tile else len(tile_grid(h, w, self.tile, self.overlap, size_multiple(self.model))[2])
-
-        per_plane = sum(tiles(height, width) if turns % 2 == 0 else tiles(width, height) for turns, _ in VIEWS[: self.ensemble])
-        return per_plane * (channels if self.channels == 1 and channels != 1 else 1)
+@contextlib.contextmanager
+def quiet_start(verbose: bool):
+    """Import the deep-learning stack without its start-up chatter: TensorFlow's C++ runtime writes
+    straight to the stderr file descriptor (absl's pre-init warning, oneDNN notices), which no logging
+    setting reaches before the import, so the descriptor is pointed at /dev/null for the import alone."""
+    if verbose:
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    for name in ("tensorflow", "absl", "keras"):  # not a retracing warning for each new image size
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def estimate_sigma(pixels: np.ndarray) -> float:
@@ -161,7 +155,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         jobs = plan_jobs(args.inputs, args.output, args.format)
-        denoiser = Denoiser(args.model, args.tile, args.overlap, args.batch, args.self_ensemble)
+        with quiet_start(args.verbose):
+            from .inference import Denoiser
+
+            denoiser = Denoiser(args.model, args.tile, args.overlap, args.batch, args.self_ensemble)
     except DenoiseError as error:
         print(f"denoise: {error}", file=sys.stderr)
         return 2
@@ -188,6 +185,10 @@ def main(argv=None) -> int:
             write_output(decoded, clean, job.target)
         except DenoiseError as error:
             tqdm.write(f"failed {error}", file=sys.stderr)
+            failed += 1
+            continue
+        except OSError as error:  # a full disk or a read-only folder fails this file; the others still get done
+            tqdm.write(f"failed {job.source}: cannot write {job.target} ({error.strerror or error})", file=sys.stderr)
             failed += 1
             continue
         done += 1

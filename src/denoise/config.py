@@ -20,12 +20,12 @@ NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle")
 # The params key that holds the level of each noise type, its unit and its allowed range.
 NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount"}
 MODELS = ("seed", "dncnn", "unet")
-LOSSES = ("bce", "mse", "l1", "rmse", "psnr")
-SCHEDULES = ("constant", "cosine", "step")
+LOSSES = ("bce", "mse", "l1", "psnr")
+SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BASELINES = ("auto", "bm3d", "nlm", "none")
 ENSEMBLE_SIZES = (1, 2, 4, 8)  # evaluate.self_ensemble: how many flips/rotations of each input are averaged
-UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-resolution layers", "zero_init_residual": "has residual blocks"}
+UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-resolution layers"}
 
 
 @dataclass(frozen=True)
@@ -169,34 +169,106 @@ class BaselineConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    model: str = "dncnn"
-    depth: int = 17
+class ModelConfig:
+    """train.model: the network."""
+
+    name: str = "unet"
+    depth: int = 1
     width: int = 64
-    loss: str = "l1"
-    final_loss: str | None = None
-    final_epochs: int = 0
-    final_patch_size: int | None = None
-    final_batch_size: int | None = None
-    epochs: int = 10
-    steps_per_epoch: int = 100
-    batch_size: int = 32
-    patch_size: int = 48
+    noise_map: bool = False
+    full_width: int = 0
+
+    def validate(self, key: str) -> None:
+        _choice(self.name, f"{key}.name", MODELS)
+        _at_least(self.depth, f"{key}.depth", 3 if self.name == "dncnn" else 1)
+        _at_least(self.width, f"{key}.width", 1)
+        _at_least(self.full_width, f"{key}.full_width", 0)
+        for name, what in UNET_ONLY.items():
+            value = getattr(self, name)
+            if value and self.name != "unet":
+                off = "false" if isinstance(value, bool) else "0"
+                raise ConfigError(f"{key}.{name}: only the unet model {what}; set it to {off} for {self.name}")
+
+    @property
+    def size_multiple(self) -> int:
+        """Patch sides must be multiples of this: the network's total downsampling."""
+        return {"seed": 4, "unet": 8}.get(self.name, 1)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """train.optimizer: Adam on a learning-rate schedule."""
+
     learning_rate: float = 1e-3
     schedule: str = "cosine"
     warmup_steps: int = 0
-    clip_norm: float | None = None
+
+    def validate(self, key: str) -> None:
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"{key}.learning_rate: {self.learning_rate!r} must be in (0, 1)")
+        _choice(self.schedule, f"{key}.schedule", SCHEDULES)
+        _at_least(self.warmup_steps, f"{key}.warmup_steps", 0)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """train.sampling: how training batches are cut from the training images."""
+
+    batch_size: int = 8
+    patch_size: int = 64
     augment: bool = True
     fresh_noise: bool = True
     fresh_levels: Levels | None = None
+
+    def validate(self, key: str) -> None:
+        _at_least(self.batch_size, f"{key}.batch_size", 1)
+        _at_least(self.patch_size, f"{key}.patch_size", 8)
+
+
+@dataclass(frozen=True)
+class FinalPhaseConfig:
+    """train.final: what changes for the last `epochs` epochs (the loss, the patch and batch size)."""
+
+    epochs: int = 0
+    loss: str | None = None
+    patch_size: int | None = None
+    batch_size: int | None = None
+
+    def validate(self, key: str) -> None:
+        _at_least(self.epochs, f"{key}.epochs", 0)
+        if self.loss is not None:
+            _choice(self.loss, f"{key}.loss", LOSSES)
+        if self.patch_size is not None:
+            _at_least(self.patch_size, f"{key}.patch_size", 8)
+        if self.batch_size is not None:
+            _at_least(self.batch_size, f"{key}.batch_size", 1)
+        if self.epochs and self.loss is None and self.patch_size is None and self.batch_size is None:
+            raise ConfigError(f"{key}.epochs: {self.epochs} epochs of what? set {key}.loss, patch_size or batch_size too, "
+                              "or epochs to 0")
+
+
+# Flat train keys of earlier versions, and where each lives now (a params.yaml written for them gets told).
+MOVED = {**{k: f"model.{k}" for k in ("depth", "width", "noise_map", "full_width")},
+         **{k: f"optimizer.{k}" for k in ("learning_rate", "schedule", "warmup_steps")},
+         **{k: f"sampling.{k}" for k in ("batch_size", "patch_size", "augment", "fresh_noise", "fresh_levels")},
+         "final_loss": "final.loss", "final_epochs": "final.epochs", "final_patch_size": "final.patch_size",
+         "final_batch_size": "final.batch_size"}
+# Knobs that lost their experiments and left the code (docs/experiments.md has their results).
+REMOVED = ("ema", "weight_by_noise", "scales", "patch_candidates", "clip_norm", "zero_init_residual")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A `train` section (and `reference`, which states only how it differs from `train`)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: str = "l1"
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    final: FinalPhaseConfig = field(default_factory=FinalPhaseConfig)
+    epochs: int = 10
+    steps_per_epoch: int = 100
     mixed_precision: str = "auto"
-    ema: float | None = None
-    weight_by_noise: bool = False
-    noise_map: bool = False
-    full_width: int = 0
-    patch_candidates: int = 1
-    scales: tuple[float, ...] = (1.0,)
-    zero_init_residual: bool = False
     seed: int = 0
 
     @property
@@ -204,58 +276,29 @@ class TrainConfig:
         return self.epochs * self.steps_per_epoch
 
     @property
-    def final_phase(self) -> "TrainConfig":
-        """The settings of the last final_epochs: final_patch_size and final_batch_size, where set."""
-        return dataclasses.replace(self, patch_size=self.final_patch_size or self.patch_size, batch_size=self.final_batch_size or self.batch_size)
+    def final_sampling(self) -> SamplingConfig:
+        """The sampling of the last final.epochs: final.patch_size and final.batch_size, where set."""
+        return dataclasses.replace(self.sampling, patch_size=self.final.patch_size or self.sampling.patch_size,
+                                   batch_size=self.final.batch_size or self.sampling.batch_size)
+
+    @property
+    def first_final_step(self) -> int:
+        return (self.epochs - self.final.epochs) * self.steps_per_epoch
 
     def validate(self, key: str) -> None:
-        _choice(self.model, f"{key}.model", MODELS)
         _choice(self.loss, f"{key}.loss", LOSSES)
-        if self.final_loss is not None:
-            _choice(self.final_loss, f"{key}.final_loss", LOSSES)
-        _at_least(self.final_epochs, f"{key}.final_epochs", 0)
-        if self.final_epochs > self.epochs:
-            raise ConfigError(f"{key}.final_epochs: {self.final_epochs} is more than the {self.epochs} epochs (train.epochs)")
-        if self.final_epochs and self.final_loss is None and self.final_patch_size is None and self.final_batch_size is None:
-            raise ConfigError(f"{key}.final_epochs: {self.final_epochs} epochs of what? set train.final_loss, final_patch_size "
-                              "or final_batch_size too, or final_epochs to 0")
-        _choice(self.schedule, f"{key}.schedule", SCHEDULES)
         _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
-        _at_least(self.depth, f"{key}.depth", 1 if self.model == "unet" else 3)
-        for name in ("width", "epochs", "steps_per_epoch", "batch_size"):
+        for name in ("epochs", "steps_per_epoch"):
             _at_least(getattr(self, name), f"{key}.{name}", 1)
-        if self.final_batch_size is not None:
-            _at_least(self.final_batch_size, f"{key}.final_batch_size", 1)
-        for name in ("patch_size", "final_patch_size"):
-            size = getattr(self, name)
-            if size is None:
-                continue
-            _at_least(size, f"{key}.{name}", 8)
-            if self.model == "seed" and size % 4:
-                raise ConfigError(f"{key}.{name}: the seed model pools twice, so it must be a multiple of 4")
-            if self.model == "unet" and size % 8:
-                raise ConfigError(f"{key}.{name}: the unet model halves the size three times, so it must be a multiple of 8")
-        if not 0 < self.learning_rate < 1:
-            raise ConfigError(f"{key}.learning_rate: {self.learning_rate!r} must be in (0, 1)")
-        _at_least(self.warmup_steps, f"{key}.warmup_steps", 0)
-        if self.warmup_steps >= self.total_steps:
-            raise ConfigError(f"{key}.warmup_steps: {self.warmup_steps} must be fewer than the {self.total_steps} training steps")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ConfigError(f"{key}.clip_norm: {self.clip_norm!r} must be null or a positive gradient norm, such as 1.0")
-        _at_least(self.full_width, f"{key}.full_width", 0)
-        _at_least(self.patch_candidates, f"{key}.patch_candidates", 1)
-        if not all(0 < scale <= 1 for scale in self.scales) or len(set(self.scales)) != len(self.scales):
-            raise ConfigError(f"{key}.scales: {list(self.scales)} must be different numbers in (0, 1], such as [1, 0.9, 0.8, 0.7]")
-        if self.scales != (1.0,) and not self.fresh_noise:
-            raise ConfigError(f"{key}.scales: rescaled training images need fresh noise ({key}.fresh_noise: true); "
-                              "the noise stage's noisy copies are not rescaled")
-        for name, what in UNET_ONLY.items():
-            value = getattr(self, name)
-            if value and self.model != "unet":
-                off = "false" if isinstance(value, bool) else "0"
-                raise ConfigError(f"{key}.{name}: only the unet model {what}; set it to {off} for {self.model}")
-        if self.ema is not None and not 0 < self.ema < 1:
-            raise ConfigError(f"{key}.ema: {self.ema!r} must be null or a momentum in (0, 1), such as 0.999")
+        if self.final.epochs > self.epochs:
+            raise ConfigError(f"{key}.final.epochs: {self.final.epochs} is more than the {self.epochs} epochs ({key}.epochs)")
+        if self.optimizer.warmup_steps >= self.total_steps:
+            raise ConfigError(f"{key}.optimizer.warmup_steps: {self.optimizer.warmup_steps} must be fewer than the "
+                              f"{self.total_steps} training steps")
+        multiple = self.model.size_multiple
+        for name, size in (("sampling.patch_size", self.sampling.patch_size), ("final.patch_size", self.final.patch_size)):
+            if size is not None and size % multiple:
+                raise ConfigError(f"{key}.{name}: the {self.model.name} model downsamples {multiple}×, so it must be a multiple of {multiple}")
 
 
 @dataclass(frozen=True)
@@ -301,6 +344,8 @@ def _parse_value(raw, annotation, key: str, owner):
     if annotation is Levels:
         low, high = NoiseConfig.LIMITS.get(key.rsplit(".", 1)[-1], (0.0, 255.0))
         return Levels.parse(raw, key, low, high)
+    if dataclasses.is_dataclass(annotation):
+        return parse_section(annotation, raw, key)
     if annotation is bool:
         if not isinstance(raw, bool):
             raise ConfigError(f"{key}: expected true or false, got {raw!r}")
@@ -330,7 +375,12 @@ def parse_section(cls, raw, key: str):
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(names))
     if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown key; allowed: {', '.join(names)}")
+        name = unknown[0]
+        if cls is TrainConfig and name in MOVED:
+            raise ConfigError(f"{key}.{name}: moved to {key}.{MOVED[name]}")
+        if cls is TrainConfig and name in REMOVED:
+            raise ConfigError(f"{key}.{name}: removed (it lost its experiment: docs/experiments.md); delete the key")
+        raise ConfigError(f"{key}.{name}: unknown key; allowed: {', '.join(names)}")
     values = {name: _parse_value(raw[name], hints[name], f"{key}.{name}", cls) for name in names if name in raw}
     section = cls(**values)
     section.validate(key)
@@ -346,7 +396,33 @@ def parse_params(raw: dict) -> Params:
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sections)}")
+    raw = {**raw, "reference": reference_params(raw.get("train"), raw.get("reference"))}
     return Params(**{name: parse_section(hints[name], raw.get(name), name) for name in sections})
+
+
+def reference_params(train, reference):
+    """The `reference` section as a whole train section: `train`'s keys, with those the reference names
+    replaced (groups key by key). A reference that names another network does not inherit the model group:
+    one network's settings do not carry over to another."""
+    train = train if isinstance(train, dict) else {}
+    if reference is None:
+        return train
+    if not isinstance(reference, dict):
+        return reference  # parse_section says what is wrong with it
+    merged = deep_merge(train, reference)
+    own_model, train_model = reference.get("model"), train.get("model")
+    train_name = train_model.get("name", ModelConfig.name) if isinstance(train_model, dict) else None
+    if isinstance(own_model, dict) and own_model.get("name", train_name) != train_name:
+        merged["model"] = own_model
+    return merged
+
+
+def deep_merge(base: dict, changes: dict) -> dict:
+    """`base` with `changes` applied: nested mappings are merged key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import images, metrics, models, tiling
+from . import images, inference, metrics
 from .config import EvaluateConfig
 from .storage import Stack, atomic_path, write_json
 
@@ -76,17 +76,17 @@ def evaluate(test: tuple[Stack, Stack], train: tuple[Stack, Stack], baseline: St
     metrics.json, per_image.json, plots/psnr.json and compare/*.png under out_dir."""
     out_dir = Path(out_dir)
     clean, noisy = test
-    loaded = {name: models.load_model(path) for name, path in model_paths.items()}
+    loaded = {name: inference.load_model(path) for name, path in model_paths.items()}
     estimates = {"baseline": baseline.images}
     for name, model in loaded.items():
-        passes = [tiling.views(lambda view: tiling.predict(model, view), image, config.self_ensemble) for image in noisy.images]  # noqa: B023
-        estimates[name] = [tiling.mean_of_views(outputs) for outputs in passes]
+        passes = [inference.views(lambda view: inference.predict(model, view), image, config.self_ensemble) for image in noisy.images]  # noqa: B023
+        estimates[name] = [inference.mean_of_views(outputs) for outputs in passes]
         if config.self_ensemble > 1 and name == "model":  # its first view alone: the single pass, at no extra cost
             estimates[SINGLE_PASS] = [outputs[0] for outputs in passes]
     rows = score(clean, noisy, estimates)
     summary = summarize(rows, level_key)
     sample = Stack(train[1].entries[: config.train_sample], train[1].images[: config.train_sample])
-    train_rows = score(train[0], sample, {"model": [tiling.predict(loaded["model"], image, config.self_ensemble) for image in sample.images]})
+    train_rows = score(train[0], sample, {"model": [inference.predict(loaded["model"], image, config.self_ensemble) for image in sample.images]})
     train_summary = summarize([r for r in train_rows if r["method"] == "model"], level_key)
     write_json(out_dir / "metrics.json", {
         "test": summary,

@@ -1,5 +1,5 @@
-"""The optimizer and its learning-rate schedule, from train.* params. Written in Keras alone, so that
-the pipeline (TensorFlow) and the GPU run in bench/gpu_train.py (JAX) build the same optimizer."""
+"""The optimizer and its learning-rate schedule, from train.optimizer. Written in Keras alone, so that
+it builds the same optimizer under any Keras backend."""
 
 from __future__ import annotations
 
@@ -31,18 +31,14 @@ class Warmup(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def learning_rate(config: TrainConfig):
-    """train.schedule over the steps after train.warmup_steps, during which the rate rises linearly."""
-    total = config.total_steps - config.warmup_steps
-    if config.schedule == "cosine":
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total, alpha=0.01)
-    elif config.schedule == "step":
-        bounds = [int(total * 0.5), int(total * 0.75)]
-        schedule = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, [config.learning_rate * f for f in (1.0, 0.1, 0.01)])
-    else:
-        schedule = config.learning_rate
-    return Warmup(config.warmup_steps, config.learning_rate, schedule) if config.warmup_steps else schedule
+    """train.optimizer.schedule over the steps after warmup_steps, during which the rate rises linearly."""
+    settings = config.optimizer
+    total = config.total_steps - settings.warmup_steps
+    schedule = settings.learning_rate
+    if settings.schedule == "cosine":
+        schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, decay_steps=total, alpha=0.01)
+    return Warmup(settings.warmup_steps, settings.learning_rate, schedule) if settings.warmup_steps else schedule
 
 
 def adam(config: TrainConfig) -> keras.optimizers.Adam:
-    """Adam on train.schedule, with train.clip_norm and train.ema."""
-    return keras.optimizers.Adam(learning_rate(config), global_clipnorm=config.clip_norm, use_ema=config.ema is not None, ema_momentum=config.ema or 0.99)
+    return keras.optimizers.Adam(learning_rate(config))

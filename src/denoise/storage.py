@@ -9,6 +9,10 @@ byte-for-byte reproducible: no timestamps, sorted keys.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
+import glob
 import json
 import os
 import shutil
@@ -21,12 +25,18 @@ import numpy as np
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path`; on success rename it over `path`, on error remove it.
+    """Yield a temporary path beside `path`; on success it takes the place of `path`, on error it is removed.
 
-    Works for files and folders, so an interrupted stage never leaves a half-written output.
+    Works for files and folders, so an interrupted stage never leaves a half-written output: a file is
+    renamed over the old one; a folder is swapped with the old one in one step (Linux's renameat2
+    RENAME_EXCHANGE) and the old one deleted after, so a kill at any moment leaves the old or the new at
+    `path`. Where the swap is not supported, the old folder is first renamed to a backup name, which the
+    next write to `path` puts back if a kill came between the two renames. Temporary names left by a
+    killed run are cleared by the next write to the same path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _recover(path)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(handle)
     os.unlink(tmp)
@@ -34,13 +44,59 @@ def atomic_path(path: str | Path):
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            if _exchange(tmp, path):
+                _discard(tmp)  # the old folder, now under the temporary name
+            else:
+                backup = _backup_name(path)
+                os.replace(path, backup)
+                os.replace(tmp, path)
+                _discard(backup)
+        else:
+            os.replace(tmp, path)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        elif tmp.exists():
-            tmp.unlink()
+        _discard(tmp)
+
+
+def _backup_name(path: Path) -> Path:
+    return path.parent / f".{path.name}.old.tmp{path.suffix}"
+
+
+def _recover(path: Path) -> None:
+    """Undo what a killed write to `path` left: put a backed-up old folder back, delete temporary names."""
+    backup = _backup_name(path)
+    if backup.exists() and not path.exists():
+        os.replace(backup, path)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp{glob.escape(path.suffix)}"):
+        _discard(stale)
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths atomically (renameat2 with RENAME_EXCHANGE); False where the system cannot."""
+    rename = getattr(_libc(), "renameat2", None)
+    if rename is None:
+        return False
+    at_cwd, exchange = -100, 2
+    if rename(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def write_json(path: str | Path, data) -> None:

@@ -3,7 +3,6 @@ logging, and resumable checkpoints (an interrupted `dvc repro` continues where i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -18,7 +17,7 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from . import metrics, models, tiling
+from . import inference, metrics, models
 from .config import NoiseConfig, TrainConfig
 from .losses import get_loss
 from .optimization import adam
@@ -58,26 +57,6 @@ class PhasedLoss(keras.losses.Loss):
         return {"name": self.name, "first": self.first_name, "final": self.final_name}
 
 
-@contextlib.contextmanager
-def averaged_weights(model: keras.Model):
-    """Inside, the model holds the optimizer's moving average of its weights (train.ema), if it keeps one.
-    Keras's SwapEMAWeights callback keeps its swap state in the callback, which a resumed run loses."""
-    optimizer = model.optimizer
-    pairs = list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)) if getattr(optimizer, "use_ema", False) else []
-
-    def swap():
-        for weight, average in pairs:
-            current = weight.numpy()
-            weight.assign(average)
-            average.assign(current)
-
-    swap()
-    try:
-        yield model
-    finally:
-        swap()
-
-
 class ValidationPSNR(keras.callbacks.Callback):
     """Adds `val_psnr` (8-bit PSNR over full validation images) to the epoch logs."""
 
@@ -86,18 +65,17 @@ class ValidationPSNR(keras.callbacks.Callback):
         self.pairs = [(clean.by_name()[e["name"]], image) for e, image in zip(noisy.entries, noisy.images)]
 
     def on_epoch_end(self, epoch, logs=None):
-        with averaged_weights(self.model) as model:
-            scores = [metrics.psnr(c, tiling.predict(model, n)) for c, n in self.pairs]
+        scores = [metrics.psnr(c, inference.predict(self.model, n)) for c, n in self.pairs]
         logs["val_psnr"] = float(np.mean(scores))
 
 
 class FinalLoss(keras.callbacks.Callback):
-    """Turns a PhasedLoss to its final loss for the last `final_epochs` epochs; set from the epoch number,
+    """Turns a PhasedLoss to its final loss for the last train.final.epochs; set from the epoch number,
     so a resumed run is in the right phase."""
 
-    def __init__(self, epochs: int, final_epochs: int):
+    def __init__(self, config: TrainConfig):
         super().__init__()
-        self.first_final_epoch = epochs - final_epochs
+        self.first_final_epoch = config.epochs - config.final.epochs
 
     def on_epoch_begin(self, epoch, logs=None):
         loss = self.model.loss
@@ -115,8 +93,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs["val_psnr"] > self.state.get("best_val_psnr", -np.inf):
-            with averaged_weights(self.model) as model:
-                self._save(model, self.folder / "best.keras")
+            self._save(self.model, self.folder / "best.keras")
             self.state.update(best_val_psnr=logs["val_psnr"], best_epoch=epoch + 1)
         self._save(self.model, self.folder / "last.keras")
         seconds = round(self.earlier_seconds + time.perf_counter() - self.started, 1)  # resumed runs add up
@@ -151,12 +128,12 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
         state, start = {}, 0
         if live_dir.exists():
             shutil.rmtree(live_dir)
-        model = models.build_model(config, channels=train_pairs[0].images[0].shape[-1])
-        final = config.final_loss if config.final_epochs else None
+        model = models.build_model(config.model, channels=train_pairs[0].images[0].shape[-1])
+        final = config.final.loss if config.final.epochs else None
         model.compile(optimizer=adam(config), loss=PhasedLoss(config.loss, final) if final else get_loss(config.loss))
     data = patch_batches(*train_pairs, config, noise, start * config.steps_per_epoch, (config.epochs - start) * config.steps_per_epoch)
     live = Live(str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
-    callbacks = [FinalLoss(config.epochs, config.final_epochs), ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
+    callbacks = [FinalLoss(config), ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
     if start < config.epochs:
         model.fit(data, epochs=config.epochs, initial_epoch=start, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     live.end()

@@ -1,16 +1,32 @@
-"""Full-image inference: pad to what the model needs and crop back, optionally over overlapping
-tiles blended with a smooth window, so memory is bounded by the tile size and no seam shows; and the
-self-ensemble, the mean of the outputs for flipped and rotated copies of the input."""
+"""Inference, the one path that evaluation, the benchmarks, training's validation and the `denoise`
+command share: loading a model safely; padding an image to what the model needs and cropping back;
+overlapping tiles blended with a smooth window, so memory is bounded by the tile size and no seam
+shows; batching tiles; the self-ensemble (the mean of the outputs for flipped and rotated copies of
+the input); and the conversion between an image's channels and the model's (Denoiser)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from .config import ENSEMBLE_SIZES
-from .models import size_multiple
+from .errors import DenoiseError
+from .models import model_channels, size_multiple
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a .keras model in Keras's safe mode: a file that carries Python code is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise DenoiseError(f"{path}: no model there; run `make repro` (or `dvc repro`) first to train one")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DenoiseError(f"{path}: cannot load model ({reason})") from None
 
 
 def _padded_size(length: int, multiple: int) -> int:
@@ -136,3 +152,41 @@ def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overla
         if progress:
             progress(len(chunk))
     return (total / weight)[:height, :width]
+
+
+class Denoiser:
+    """A loaded model with its tiling and self-ensemble settings, and the conversions between an image's
+    channels and the model's: a gray model cleans a color image channel by channel; a color model
+    cleans a gray image as RGB with equal channels, averaged back to gray."""
+
+    def __init__(self, model: keras.Model | str | Path, tile: int = 512, overlap: int = 64, batch: int = 4, ensemble: int = 1):
+        self.model = model if isinstance(model, keras.Model) else load_model(model)
+        self.channels = model_channels(self.model)
+        if self.channels not in (1, 3):
+            raise DenoiseError(f"{model}: the model takes {self.channels} channels; only gray (1) or RGB (3) models can be used")
+        if ensemble not in ENSEMBLE_SIZES:
+            raise DenoiseError(f"self-ensemble size {ensemble!r}: one of {ENSEMBLE_SIZES}")
+        self.tile, self.overlap, self.batch, self.ensemble = tile, overlap, batch, ensemble
+        self.notes: set[str] = set()
+
+    def __call__(self, pixels: np.ndarray, progress=None) -> np.ndarray:
+        def run(image):
+            return self_ensemble(lambda view: predict_tiled(self.model, view, self.tile, self.overlap, self.batch, progress), image, self.ensemble)
+
+        if pixels.shape[-1] == self.channels:
+            return run(pixels)
+        if self.channels == 1:
+            self.notes.add("gray model on a color image: each channel is denoised on its own")
+            return np.concatenate([run(pixels[..., c : c + 1]) for c in range(pixels.shape[-1])], axis=-1)
+        self.notes.add("color model on a gray image: denoised as RGB with equal channels, then averaged back to gray")
+        return run(np.repeat(pixels, 3, axis=-1)).mean(axis=-1, keepdims=True)
+
+    def tiles_for(self, pixels: np.ndarray) -> int:
+        """How many tiles __call__ will run for this image (for a progress bar)."""
+        height, width, channels = pixels.shape
+
+        def tiles(h: int, w: int) -> int:
+            return 1 if h <= self.tile and w <= self.tile else len(tile_grid(h, w, self.tile, self.overlap, size_multiple(self.model))[2])
+
+        per_plane = sum(tiles(height, width) if turns % 2 == 0 else tiles(width, height) for turns, _ in VIEWS[: self.ensemble])
+        return per_plane * (channels if self.channels == 1 and channels != 1 else 1)
