@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench levers
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench levers bench-scale step-time
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,13 +68,21 @@ pr-comment:
 
 # The DnCNN benchmark (train400 → BSD68, Set12 at σ 15/25/50) through the real pipeline; 28 min here when
 # BM3D's outputs are already in bench/work's DVC cache.
-# PRESET=bench/preset-gpu.yaml is the longer run for a GPU (results in bench/results-gpu.md); with TRAINED=DIR, the
-# folder bench/gpu_train.py wrote on a GPU machine, its model is evaluated through the pipeline instead of training one.
+# PRESET=bench/preset-gpu.yaml is the longer run for an accelerator (results in bench/results-gpu.md; docs/accelerators.md).
 DATA ?= $(CURDIR)/../shared/datasets
 PRESET ?= bench/preset.yaml
 bench: $(BM3D)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA) --preset $(PRESET) $(if $(TRAINED),--trained $(TRAINED))
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA) --preset $(PRESET)
 
 # Training levers at equal training time (bench/levers.yaml → bench/levers.md), on the split `make bench` prepared; ~6 min a variant.
 levers: $(INSTALLED)
 	$(BIN)/python bench/levers.py $(if $(ONLY),--only "$(ONLY)")
+
+# The pipeline on a data set larger than memory (>= 10 GB of decoded pixels, built in bench/work-scale, ~35 GB of disk):
+# seconds and peak memory per stage, training speed against a small data set.
+bench-scale: $(INSTALLED)
+	$(BIN)/python bench/scale.py --data $(DATA) $(if $(GB),--gb $(GB))
+
+# Seconds per training step of params.yaml's model under each Keras backend and precision.
+step-time: $(INSTALLED)
+	$(BIN)/python bench/step_time.py

@@ -53,7 +53,7 @@ def merge(base: dict, preset: dict, data: Path) -> dict:
     return deep_merge(base, yaml.safe_load(yaml.safe_dump(preset).replace("DATA/", f"{data}/")))
 
 
-def prepare_work(work: Path, data: Path, preset: Path, trained: dict | None = None) -> None:
+def prepare_work(work: Path, data: Path, preset: Path) -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     work.mkdir(parents=True, exist_ok=True)
     for name in tracked:
@@ -62,34 +62,11 @@ def prepare_work(work: Path, data: Path, preset: Path, trained: dict | None = No
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, work / name)
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(preset.read_text()), data)
-    if trained:  # the run's own train settings (gpu_train.py --minutes chose its epochs)
-        params["train"] = trained["train"]
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if not (work / ".git").exists():
         git(work, "init", "-q", "-b", "main")
     git(work, "add", "-A")
     git(work, "commit", "-qm", "bench", "--allow-empty")
-
-
-def install_trained(work: Path, folder: Path, run: dict) -> None:
-    """A model trained elsewhere (bench/gpu_train.py on a GPU) becomes the train stage's outputs, recorded
-    with `dvc commit`, so that `dvc repro` evaluates it like one trained here instead of training one."""
-    from dvclive import Live
-
-    from denoise.storage import write_json
-
-    model = work / "models" / "model.keras"
-    model.parent.mkdir(parents=True, exist_ok=True)
-    model.write_bytes(b"".join((folder / part).read_bytes() for part in run["parts"]))
-    state = {"complete": True, "train_seconds": run["train_seconds"], "trained_on": run["device"], "steps": run["steps"], "precision": run["precision"]}
-    write_json(work / "checkpoints" / "train" / "state.json", state)
-    shutil.rmtree(work / "dvclive" / "train", ignore_errors=True)
-    live = Live(str(work / "dvclive" / "train"), dvcyaml=None, save_dvc_exp=False, report=None)
-    for entry in run["log"]:
-        live.log_metric("loss", entry["loss"])
-        live.next_step()
-    live.end()
-    subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", "train"], cwd=work, check=True)
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -151,34 +128,20 @@ def main():
     parser.add_argument("--work", help="default: bench/work")
     parser.add_argument("--preset", default=str(ROOT / "bench" / "preset.yaml"))
     parser.add_argument("--out", help="default: bench/results.md, or bench/results-NAME.md for a preset-NAME.yaml")
-    parser.add_argument("--trained", help="a folder from bench/gpu_train.py (model.keras.part*, run.json): evaluate that model "
-                                          "instead of training one (default --work then: bench/work-gpu, started from bench/work)")
     args = parser.parse_args()
     if args.out is None:
         suffix = Path(args.preset).stem.removeprefix("preset")
         args.out = str(ROOT / "bench" / f"results{suffix}.md")
-    data, work = Path(args.data).resolve(), Path(args.work or ROOT / "bench" / ("work-gpu" if args.trained else "work")).resolve()
+    data, work = Path(args.data).resolve(), Path(args.work or ROOT / "bench" / "work").resolve()
     for name in ("train400", "bsd68", "set12"):
         if not (data / name).is_dir():
             raise SystemExit(f"error: {data / name} not found; pass --data (make bench DATA=...) with train400, bsd68 and set12")
-    trained = None
-    if args.trained:
-        run_file = Path(args.trained) / "run.json"
-        if not run_file.is_file():
-            raise SystemExit(f"error: {run_file} not found; --trained takes the folder bench/gpu_train.py wrote")
-        trained = json.loads(run_file.read_text())
-        if args.work is None and not work.exists() and (ROOT / "bench" / "work").is_dir():
-            shutil.copytree(ROOT / "bench" / "work", work, symlinks=True)  # its data stages and BM3D are reused, not rerun
-    prepare_work(work, data, Path(args.preset), trained)
-    if trained:
-        install_trained(work, Path(args.trained), trained)
+    prepare_work(work, data, Path(args.preset))
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, check=True)
     pipeline_minutes = (time.perf_counter() - started) / 60
     seconds = time_one_image(work, data)
-    where = (f"The model was trained on {trained['device']} by bench/gpu_train.py ({trained['steps']:,} steps; there "
-             f"{trained['seconds_per_481x321_image']:.2f} s per 481×321 image) and evaluated here through the pipeline. " if trained else "")
-    text = (f"PSNR (dB) / SSIM, Gaussian noise not clipped, noise seed 0; one blind model for all σ. {where}Measured by `make bench` "
+    text = (f"PSNR (dB) / SSIM, Gaussian noise not clipped, noise seed 0; one blind model for all σ. Measured by `make bench` "
             f"on {os.cpu_count()} CPU cores ({platform.machine()}); this `dvc repro` took {pipeline_minutes:.1f} min.\n\n"
             f"{table(work, seconds)}\n\nSeconds per image: median of repeats on a {seconds['shape'][0]}×{seconds['shape'][1]} "
             f"BSD68 image at σ 25, the baseline ({seconds['method']}) and the models one after the other in the same run."

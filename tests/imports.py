@@ -45,3 +45,34 @@ def external_packages(path: Path) -> set[str]:
     """The top-level packages outside `denoise` that `path` and the package modules it uses import."""
     files = [path] + [PACKAGE / f"{m}.py" for m in package_modules(path)]
     return set().union(*(_direct(f)[1] for f in files))
+
+
+def rewrite_dvc_yaml(path: Path = ROOT / "dvc.yaml") -> None:
+    """Rewrite each stage's code deps in dvc.yaml (its script, then the package modules it imports, in place
+    of the code deps listed before), leaving every other line as it is."""
+    import re
+
+    import yaml
+
+    stages = yaml.safe_load(path.read_text())["stages"]
+    lines, out, stage = path.read_text().split("\n"), [], None
+    k = 0
+    while k < len(lines):
+        line = lines[k]
+        match = re.match(r"^  (\w+):$", line)
+        stage = match.group(1) if match and match.group(1) in stages else stage
+        out.append(line)
+        k += 1
+        if line.strip() == "deps:" and stage:
+            kept = []
+            while k < len(lines) and lines[k].startswith("      - "):
+                if not lines[k][8:].startswith(("stages/", "src/")):
+                    kept.append(lines[k])
+                k += 1
+            script = re.findall(r"\bstages/\w+\.py\b", stages[stage]["cmd"])[0]
+            out += [f"      - {script}"] + [f"      - src/denoise/{m}.py" for m in sorted(package_modules(ROOT / script))] + kept
+    path.write_text("\n".join(out))
+
+
+if __name__ == "__main__":
+    rewrite_dvc_yaml()

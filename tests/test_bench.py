@@ -64,25 +64,6 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     again = (tmp_path / "levers.md").read_text().splitlines()
     assert again[4] == first[4] and again[5].startswith("| mse | 4 |") and len(again) == len(first)
 
-    # --trained: a model trained elsewhere (as bench/gpu_train.py leaves it: parts and run.json) is evaluated
-    # through the pipeline instead of training one; the seed model stands in, so its row must come out twice
-    trained = tmp_path / "trained"
-    trained.mkdir()
-    model = (tmp_path / "work" / "models" / "reference.keras").read_bytes()
-    (trained / "model.keras.part0").write_bytes(model[:1000])
-    (trained / "model.keras.part1").write_bytes(model[1000:])
-    train = {**yaml.safe_load((tmp_path / "work" / "params.yaml").read_text())["train"], "epochs": 3}
-    run = {"device": "gpu: test", "train": train, "train_seconds": 90.0, "steps": 12, "precision": "mixed_bfloat16",
-           "seconds_per_481x321_image": 0.01, "parts": ["model.keras.part0", "model.keras.part1"], "log": [{"step": 4, "loss": 0.1, "seconds": 1}]}
-    (trained / "run.json").write_text(json.dumps(run))
-    result = subprocess.run(bench + ["--trained", str(trained)], env=env(), capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "train/train.py" not in result.stdout and "Running stage 'train'" not in result.stdout
-    assert yaml.safe_load((tmp_path / "work" / "params.yaml").read_text())["train"]["epochs"] == 3
-    text = (tmp_path / "results.md").read_text()
-    rows = [line.split("|") for line in text.splitlines() if line.startswith("| ")]
-    assert rows[5][2:8] == rows[3][2:8] and rows[4][8].strip() == rows[5][8].strip() == "1.5" and "trained on gpu: test" in text
-
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "bench").glob("preset*.yaml")))
 def test_every_bench_preset_is_valid_params(preset, tmp_path):
@@ -92,3 +73,17 @@ def test_every_bench_preset_is_valid_params(preset, tmp_path):
     params = parse_params(raw)
     assert params.train.model.name == "unet" and params.train.sampling.fresh_levels is not None
     assert params.reference.model.name == "seed" and params.reference.final.epochs == 0
+
+
+def test_bench_scale_runs_the_stages_on_a_tiny_data_set_and_prints_its_table(tmp_path):
+    """make bench-scale with 6 photos of 2048² (0.1 GB) instead of 600 and a 3 × 3-step train: every stage runs
+    in the copy, and the table has a row per stage with seconds and peak memory."""
+    command = [sys.executable, str(ROOT / "bench" / "scale.py"), "--gb", "0.1", "--small", "3", "--steps-per-epoch", "3",
+               "--work", str(tmp_path / "work"), "--data", str(tmp_path / "no-datasets")]
+    result = subprocess.run(command, env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row[0].strip() for row in rows[1:]] == ["prepare", "prepare, 1 core", "noise", "split", "train"]
+    assert all(0 < float(cell) for row in rows[1:] for cell in row[1:3])
+    assert "6 gray photos of 2048², 0.1 GB of decoded float32 pixels" in result.stdout
+    assert len(list((tmp_path / "work" / "large" / "data" / "prepared").glob("shard-*.npy"))) >= 1

@@ -31,7 +31,7 @@ def test_stage_lists_exactly_the_code_it_runs(name):
     needed = {script} | {f"src/denoise/{module}.py" for module in package_modules(ROOT / script)}
     listed = code_deps(stage)
     missing, unused = sorted(needed - listed), sorted(listed - needed)
-    assert not missing, f"stage {name}: dvc.yaml misses {', '.join(missing)}, which {script} imports"
+    assert not missing, f"stage {name}: dvc.yaml misses {', '.join(missing)}, which {script} imports (python tests/imports.py rewrites the lists)"
     assert not unused, f"stage {name}: dvc.yaml lists {', '.join(unused)}, which {script} does not import"
 
 

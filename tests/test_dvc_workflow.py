@@ -74,7 +74,7 @@ def test_push_clone_then_retrain_has_nothing_to_do(repo, tmp_path):
     (clone / ".venv").symlink_to(ROOT / ".venv")
     output = make(clone, "retrain")  # what CI runs: pull, repro, push
     assert "dvc pull --run-cache" in output and stages_run(output) == []
-    for path in ("models/model.keras", "models/reference.keras", "eval/metrics.json", "data/split/test/noisy/pixels.npy"):
+    for path in ("models/model.keras", "models/reference.keras", "eval/metrics.json", "data/split/test/noisy/shard-00000.npy"):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
 
 

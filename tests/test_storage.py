@@ -19,7 +19,7 @@ def test_stack_round_trip_any_sizes(tmp_path, smooth_image):
     assert back.entries == stack.entries
     for a, b in zip(stack.images, back.images):
         np.testing.assert_array_equal(a, b)
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["index.json", "pixels.npy"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["index.json", "shard-00000.npy"]
 
 
 def test_16_bit_stack_keeps_16_bit_precision(tmp_path):
@@ -94,3 +94,22 @@ def test_a_kill_after_the_fallback_backup_restores_the_old_folder_for_readers_of
             assert (target / "version").read_text() == "old"
             raise RuntimeError("this write fails too")
     assert (target / "version").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_stacks_are_written_in_shards_and_read_by_image_and_by_patch(tmp_path, smooth_image):
+    images = [smooth_image(30 + k, 20 + 3 * k, channels=1 + 2 * (k % 2), seed=k) for k in range(7)]
+    stack = Stack([{"name": f"{k}"} for k in range(7)], images)
+    count = save_stack(tmp_path / "s", ((e, i) for e, i in zip(stack.entries, stack.images)), np.uint16, shard_bytes=4000)
+    shards = sorted(p.name for p in (tmp_path / "s").glob("shard-*.npy"))
+    assert count == 7 and len(shards) > 3  # written one shard at a time, from a generator
+    back = load_stack(tmp_path / "s")
+    assert back.entries == stack.entries and len(back.images) == 7
+    for k, image in enumerate(images):
+        np.testing.assert_allclose(back.images[k], image, atol=0.5 / 65535)
+        assert back.shape(k) == image.shape
+        np.testing.assert_array_equal(back.patch(k, 3, 2, 8), back.images[k][3:11, 2:10])
+    odd = back.select(lambda e: int(e["name"]) % 2)
+    assert [e["name"] for e in odd.entries] == ["1", "3", "5"] and odd.images[1].shape == images[3].shape
+    np.testing.assert_array_equal(odd.by_name()["5"], back.images[5])
+    save_stack(tmp_path / "copy", odd, np.uint16)  # a lazy sub-stack streams into a new stack
+    np.testing.assert_array_equal(load_stack(tmp_path / "copy").images[2], back.images[5])

@@ -6,9 +6,7 @@ import pytest
 
 from denoise import inference, optimization, training
 from denoise.config import FinalPhaseConfig, Levels, ModelConfig, NoiseConfig, OptimizerConfig, SamplingConfig, TrainConfig
-from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
-from denoise.patches import patch_batches
 from denoise.storage import Stack
 
 CONFIG = TrainConfig(model=ModelConfig(depth=3, width=8), epochs=3, steps_per_epoch=3, sampling=SamplingConfig(batch_size=4, patch_size=16),
@@ -56,29 +54,23 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, 
 
 def test_the_final_loss_takes_over_for_the_last_epochs(tmp_path, smooth_image, monkeypatch):
     seen = []
-    record = training.FinalLoss.on_epoch_begin
 
-    def recording(self, epoch, logs=None):
-        record(self, epoch, logs)
-        seen.append(bool(self.model.loss.use_final.numpy()))
+    class Recording(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(type(self.model.loss).__name__)
 
-    monkeypatch.setattr(training.FinalLoss, "on_epoch_begin", recording)
-    run(tmp_path, smooth_image, dataclasses.replace(CONFIG, final=FinalPhaseConfig(epochs=1, loss="psnr")))
-    assert seen == [False, False, True]
+    recorder = Recording()
+    monkeypatch.setattr(keras.Model, "fit", _with_callback(keras.Model.fit, recorder))
+    state = run(tmp_path, smooth_image, dataclasses.replace(CONFIG, final=FinalPhaseConfig(epochs=1, loss="psnr")))
+    assert seen == ["MeanAbsoluteError", "MeanAbsoluteError", "PSNRLoss"]
+    assert len(state["history"]) == 3 and (tmp_path / "live" / "plots" / "metrics" / "eval" / "psnr.tsv").is_file()
 
 
-def test_the_final_epochs_cut_their_own_patch_and_batch_size(smooth_image):
-    config = dataclasses.replace(CONFIG, final=FinalPhaseConfig(epochs=1, patch_size=24, batch_size=2))
-    train_pairs = pairs(smooth_image, ["a", "b", "c"], 0)
-    batches = [(x.numpy(), y.numpy()) for x, y in patch_batches(*train_pairs, config, NOISE, 0, 9)]
-    assert [x.shape for x, _ in batches] == [(4, 16, 16, 1)] * 6 + [(2, 24, 24, 1)] * 3
-    resumed = [x.numpy() for x, _ in patch_batches(*train_pairs, config, NOISE, 6, 3)]  # as after an interruption
-    assert len(resumed) == 3 and all(np.array_equal(a, b) for a, (b, _) in zip(resumed, batches[6:]))
-    plain = [x.numpy() for x, _ in patch_batches(*train_pairs, CONFIG, NOISE, 0, 9)]
-    assert all(np.array_equal(a, b) for a, (b, _) in zip(plain[:6], batches[:6]))  # the earlier epochs are unchanged
-    too_large = dataclasses.replace(config, final=FinalPhaseConfig(epochs=1, patch_size=64))
-    with pytest.raises(ConfigError, match="^train.final.patch_size: 64 is larger than every training image"):
-        patch_batches(*train_pairs, too_large, NOISE, 0, 9)
+def _with_callback(fit, extra):
+    def wrapped(self, *args, callbacks=(), **kwargs):
+        return fit(self, *args, callbacks=[*callbacks, extra], **kwargs)
+
+    return wrapped
 
 
 def test_a_completed_run_retrains_from_scratch(tmp_path, smooth_image):

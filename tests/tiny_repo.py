@@ -29,8 +29,8 @@ def env():
             "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
-def run(cwd, *args, check=True):
-    result = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+def run(cwd, *args, check=True, env_extra=None):
+    result = subprocess.run(args, cwd=cwd, env={**env(), **(env_extra or {})}, capture_output=True, text=True)
     if check:
         assert result.returncode == 0, f"{args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout

@@ -61,3 +61,9 @@ def classical_denoise(noisy: np.ndarray, method: str, noise_type: str, level: fl
     else:
         sigma = level / 255.0
     return np.asarray(run(noisy, sigma), dtype=np.float32)
+
+
+def denoise_job(job) -> np.ndarray:
+    """classical_denoise for one (image, method, noise type, level) job; method "none" returns the image."""
+    image, method, noise_type, level = job
+    return image if method == "none" else classical_denoise(image, method, noise_type, level)

@@ -23,6 +23,7 @@ MODELS = ("seed", "dncnn", "unet")
 LOSSES = ("bce", "mse", "l1", "psnr")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+BACKENDS = ("tensorflow", "jax")
 BASELINES = ("auto", "bm3d", "nlm", "none")
 ENSEMBLE_SIZES = (1, 2, 4, 8)  # evaluate.self_ensemble: how many flips/rotations of each input are averaged
 UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-resolution layers"}
@@ -268,6 +269,8 @@ class TrainConfig:
     final: FinalPhaseConfig = field(default_factory=FinalPhaseConfig)
     epochs: int = 10
     steps_per_epoch: int = 100
+    backend: str = "tensorflow"
+    devices: int | str = "auto"
     mixed_precision: str = "auto"
     seed: int = 0
 
@@ -288,6 +291,13 @@ class TrainConfig:
     def validate(self, key: str) -> None:
         _choice(self.loss, f"{key}.loss", LOSSES)
         _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
+        _choice(self.backend, f"{key}.backend", BACKENDS)
+        if isinstance(self.devices, str):
+            _choice(self.devices, f"{key}.devices", ("auto",))
+        else:
+            _at_least(self.devices, f"{key}.devices", 1)
+            if self.devices > 1 and self.backend != "jax":
+                raise ConfigError(f"{key}.devices: {self.devices} devices need {key}.backend: jax (Keras's DataParallel)")
         for name in ("epochs", "steps_per_epoch"):
             _at_least(getattr(self, name), f"{key}.{name}", 1)
         if self.final.epochs > self.epochs:
@@ -330,6 +340,9 @@ def _parse_value(raw, annotation, key: str, owner):
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
         if raw is None:
             return None
+        for option in options:  # the first option whose plain type the value has, else the first (for its error)
+            if option in (int, str) and isinstance(raw, option) and not isinstance(raw, bool):
+                return _parse_value(raw, option, key, owner)
         return _parse_value(raw, options[0], key, owner)
     if origin is tuple and typing.get_args(annotation)[0] is float:  # a list of numbers; a single number is a list of one
         items = raw if isinstance(raw, list) else [raw]

@@ -9,6 +9,8 @@ import numpy as np
 from . import images
 from .config import DataConfig, NoiseConfig
 from .errors import ConfigError, DenoiseError
+from .noise import add_noise_to_stack
+from .parallel import ordered_map
 from .storage import Stack, atomic_path, load_stack, save_stack
 
 
@@ -27,29 +29,44 @@ def source_files(source: str, key: str = "data.source") -> tuple[Path, list[Path
     return folder, files
 
 
-def prepare(source: str, config: DataConfig, key: str = "data.source") -> tuple[Stack, list[dict]]:
-    """Decode every image of `source` into a clean stack; undecodable files are skipped with a reason."""
+def _decode(job) -> tuple[dict, np.ndarray | None, dict | None]:
+    """One source file: (entry, pixels, None), or (None, None, {name, reason}) where it cannot be decoded."""
+    path, name, config = job
+    try:
+        decoded = images.read_image(path)
+    except DenoiseError as error:
+        return None, None, {"name": name, "reason": str(error).split(": ", 1)[-1]}
+    pixels = images.limit_size(images.to_channels(decoded.pixels, config.channels), config.max_side)
+    return {"name": name, "sha256": images.sha256_of(path), "height": pixels.shape[0], "width": pixels.shape[1]}, pixels, None
+
+
+def decode_source(source: str, config: DataConfig, skipped: list, key: str = "data.source", processes: int | None = None):
+    """Yield (entry, pixels) for every decodable image of `source`, in order, decoded in worker processes
+    (default: every core); undecodable files are appended to `skipped` with a reason. A source with no
+    usable image raises ConfigError once it is exhausted (inside a stage's atomic write: nothing is written)."""
     folder, files = source_files(source, key)
-    stack, skipped = Stack(), []
-    for path in files:
-        name = path.relative_to(folder).as_posix()
-        try:
-            decoded = images.read_image(path)
-        except DenoiseError as error:
-            skipped.append({"name": name, "reason": str(error).split(": ", 1)[-1]})
+    count = 0
+    for entry, pixels, problem in ordered_map(_decode, ((path, path.relative_to(folder).as_posix(), config) for path in files), processes):
+        if problem:
+            skipped.append(problem)
             continue
-        pixels = images.limit_size(images.to_channels(decoded.pixels, config.channels), config.max_side)
-        entry = {"name": name, "sha256": images.sha256_of(path), "height": pixels.shape[0], "width": pixels.shape[1]}
-        stack.append(entry, pixels)
-    if not len(stack):
+        count += 1
+        yield entry, pixels
+    if not count:
         raise ConfigError(f"{key}: no usable images in {source!r} (looked for {', '.join(images.IMAGE_SUFFIXES)})")
+
+
+def prepare(source: str, config: DataConfig, key: str = "data.source") -> tuple[Stack, list[dict]]:
+    """Decode every image of `source` into a clean stack in memory; undecodable files are skipped with a reason."""
+    skipped: list[dict] = []
+    stack = Stack()
+    for entry, pixels in decode_source(source, config, skipped, key, processes=1):
+        stack.append(entry, pixels)
     return stack, skipped
 
 
 def prepare_test_sets(folders, data: DataConfig, noise: NoiseConfig) -> tuple[Stack, Stack]:
     """Clean and noisy stacks of one or more separate test folders; each entry names its set."""
-    from .noise import add_noise_to_stack  # TensorFlow: imported only when test folders are used
-
     clean, noisy = Stack(), Stack()
     for folder in folders:
         name = Path(folder).name
@@ -78,7 +95,8 @@ SPLIT_PARTS = ("train", "val", "test")
 
 
 def write_split(path: str | Path, clean: Stack, noisy: Stack, parts: dict[str, str], test: tuple[Stack, Stack] | None) -> dict[str, int]:
-    """Write {train,val,test}/{clean,noisy} stacks under `path` atomically; returns image counts."""
+    """Write {train,val,test}/{clean,noisy} stacks under `path` atomically, streaming each image through;
+    returns image counts."""
     counts = {}
     with atomic_path(path) as tmp:
         for part in SPLIT_PARTS:
@@ -87,9 +105,8 @@ def write_split(path: str | Path, clean: Stack, noisy: Stack, parts: dict[str, s
             else:
                 part_clean = clean.select(lambda e: parts[e["name"]] == part)
                 part_noisy = noisy.select(lambda e: parts[e["name"]] == part)
-            save_stack(tmp / part / "clean", part_clean, np.uint16)
+            counts[part] = save_stack(tmp / part / "clean", part_clean, np.uint16)
             save_stack(tmp / part / "noisy", part_noisy, np.float32)
-            counts[part] = len(part_clean)
     return counts
 
 

@@ -159,16 +159,6 @@ def rescale(pixels: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(np.stack(planes, axis=-1), 0.0, 1.0)
 
 
-def padded_batch(images_: list[np.ndarray]) -> np.ndarray:
-    """Images of any sizes as one N×H×W×C float32 array, each at the top left, zero past its edges."""
-    height = max(i.shape[0] for i in images_)
-    width = max(i.shape[1] for i in images_)
-    out = np.zeros((len(images_), height, width, images_[0].shape[-1]), np.float32)
-    for k, image in enumerate(images_):
-        out[k, : image.shape[0], : image.shape[1]] = image
-    return out
-
-
 def to_uint(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     """Floats in [0, 1] to rounded 8- or 16-bit integers."""
     top, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)

@@ -1,9 +1,9 @@
-"""Noise models, written once in TensorFlow so that the noise stage (one image at a time) and training
-with fresh noise (a batch of patches inside tf.data) draw from exactly the same code.
+"""Noise models, written once in NumPy so that the noise stage (one image at a time) and training with
+fresh noise (a batch of patches) draw from the same code, under any Keras backend and on any machine.
 
-All randomness is stateless: the same seed pair gives the same noise, on any run and in any order.
-Levels are in each type's unit: gaussian and speckle σ in 8-bit units, poisson peak (photon count
-at white), salt_pepper amount (fraction of pixels).
+All randomness comes from generators seeded by what it is for: the same seed gives the same noise, on
+any run and in any order. Levels are in each type's unit: gaussian and speckle σ in 8-bit units,
+poisson peak (photon count at white), salt_pepper amount (fraction of pixels).
 """
 
 from __future__ import annotations
@@ -11,44 +11,49 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import tensorflow as tf
 
 from .config import Levels, NoiseConfig
+from .parallel import ordered_map
 from .storage import Stack
 
 
 def derive_seed(*parts) -> tuple[int, int]:
-    """A stateless-RNG seed pair from any parts (ints, strings): same parts, same seed."""
+    """A seed pair from any parts (ints, strings): same parts, same seed."""
     digest = hashlib.sha256(repr(parts).encode()).digest()
     return int.from_bytes(digest[:4], "little") >> 1, int.from_bytes(digest[4:8], "little") >> 1
 
 
-def add_noise(clean: tf.Tensor, noise_type: str, level, seed, clip: bool = False) -> tf.Tensor:
-    """Noisy version of `clean` (floats in [0, 1]); `level` broadcasts against `clean` (per patch)."""
-    clean = tf.convert_to_tensor(clean, tf.float32)
-    level = tf.cast(level, tf.float32)
-    shape = tf.shape(clean)
+def generator(seed) -> np.random.Generator:
+    """A NumPy generator from a seed (an int or a tuple of ints, as derive_seed gives), or the generator itself."""
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = False) -> np.ndarray:
+    """Noisy float32 version of `clean` (floats in [0, 1]); `level` broadcasts against `clean` (per patch)."""
+    rng = generator(seed)
+    clean = np.asarray(clean, np.float32)
+    level = np.asarray(level, np.float32)
     if noise_type == "gaussian":
-        noisy = clean + tf.random.stateless_normal(shape, seed) * (level / 255.0)
+        noisy = clean + rng.standard_normal(clean.shape, np.float32) * (level / 255.0)
     elif noise_type == "speckle":
-        noisy = clean + clean * tf.random.stateless_normal(shape, seed) * (level / 255.0)
+        noisy = clean + clean * rng.standard_normal(clean.shape, np.float32) * (level / 255.0)
     elif noise_type == "poisson":
-        counts = tf.random.stateless_poisson(shape, seed, lam=tf.maximum(clean, 0.0) * level, dtype=tf.float32)
-        noisy = counts / level
+        noisy = rng.poisson(np.maximum(clean, 0.0) * level).astype(np.float32) / level
     elif noise_type == "salt_pepper":
-        draw = tf.random.stateless_uniform(shape, seed)
-        noisy = tf.where(draw < level / 2, 1.0, tf.where(draw > 1 - level / 2, 0.0, clean))
+        draw = rng.random(clean.shape, np.float32)
+        noisy = np.where(draw < level / 2, 1.0, np.where(draw > 1 - level / 2, 0.0, clean))
     else:
         raise ValueError(f"unknown noise type {noise_type!r}")
-    return tf.clip_by_value(noisy, 0.0, 1.0) if clip else noisy
+    noisy = noisy.astype(np.float32, copy=False)
+    return np.clip(noisy, 0.0, 1.0) if clip else noisy
 
 
-def sample_levels(levels: Levels, count, seed) -> tf.Tensor:
+def sample_levels(levels: Levels, count: int, seed) -> np.ndarray:
     """`count` levels drawn from a range (uniform) or a list (uniform choice), as float32."""
+    rng = generator(seed)
     if levels.is_range:
-        return tf.random.stateless_uniform([count], seed, levels.low, levels.high)
-    pick = tf.random.stateless_uniform([count], seed, 0, len(levels.values), dtype=tf.int32)
-    return tf.gather(tf.constant(levels.values, tf.float32), pick)
+        return rng.uniform(levels.low, levels.high, count).astype(np.float32)
+    return np.asarray(levels.values, np.float32)[rng.integers(0, len(levels.values), count)]
 
 
 def noisy_copies(clean: np.ndarray, image_hash: str, config: NoiseConfig):
@@ -57,19 +62,30 @@ def noisy_copies(clean: np.ndarray, image_hash: str, config: NoiseConfig):
     never changes another image's noise."""
     levels = config.levels
     if levels.is_range:
-        level_seed = derive_seed("level", config.seed, image_hash)
-        chosen = [float(sample_levels(levels, 1, level_seed)[0])]
+        chosen = [float(sample_levels(levels, 1, derive_seed("level", config.seed, image_hash))[0])]
     else:
         chosen = list(levels.values)
     for level in chosen:
-        seed = derive_seed("noise", config.seed, image_hash, config.type, level)
-        yield level, add_noise(clean, config.type, level, seed, config.clip).numpy()
+        yield level, add_noise(clean, config.type, level, derive_seed("noise", config.seed, image_hash, config.type, level), config.clip)
+
+
+def _copies(job) -> list[tuple[dict, np.ndarray]]:
+    entry, image, config = job
+    return [({"name": entry["name"], "level": level, "group": config.levels.label(level)}, copy)
+            for level, copy in noisy_copies(image, entry["sha256"], config)]
+
+
+def noisy_stack(clean: Stack, config: NoiseConfig, processes: int | None = None):
+    """Yield (entry, noisy) for every clean image and level, in order, drawn in worker processes (default:
+    every core); each entry names its clean image and level. The noise depends on the image's content hash
+    alone, so the result does not depend on the number of processes."""
+    for copies in ordered_map(_copies, ((entry, image, config) for entry, image in clean), processes):
+        yield from copies
 
 
 def add_noise_to_stack(clean: Stack, config: NoiseConfig) -> Stack:
-    """Noisy copies of every clean image (one per level), each entry naming its clean image and level."""
+    """noisy_stack(clean, config) in memory, in this process (for small stacks: test folders, tests)."""
     noisy = Stack()
-    for entry, image in zip(clean.entries, clean.images):
-        for level, copy in noisy_copies(image, entry["sha256"], config):
-            noisy.append({"name": entry["name"], "level": level, "group": config.levels.label(level)}, copy)
+    for entry, image in noisy_stack(clean, config, processes=1):
+        noisy.append(entry, image)
     return noisy

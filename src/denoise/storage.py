@@ -1,9 +1,10 @@
 """Stage outputs on disk: atomic writes, JSON, and image stacks.
 
-An image stack is a folder with two files, however many images it holds: `pixels.npy` (every image
-flattened and concatenated) and `index.json` (per image: its metadata, shape and offset). DVC hashes
-every file it tracks, so a stack of thousands of images still costs DVC two files. Both files are
-byte-for-byte reproducible: no timestamps, sorted keys.
+An image stack is a folder of a few large files, however many images it holds: shards
+`shard-00000.npy`, … (images flattened and concatenated, about 256 MiB each) and `index.json` (per image:
+its metadata, shape, shard and offset). DVC hashes every file it tracks, so a stack of thousands of
+images costs DVC a handful of files; stacks are written one shard at a time and read one image or patch
+at a time, so no stage holds a whole data set. Every file is byte-for-byte reproducible.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,9 +110,13 @@ def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
 
 
+SHARD_BYTES = 256 * 2**20  # pixels per shard file; an image larger than this has a shard of its own
+
+
 @dataclass
 class Stack:
-    """Images of any sizes with one metadata dict each (always with a "name")."""
+    """Images of any sizes with one metadata dict each (always with a "name"). `images` is a list in memory,
+    or, for a stack read from disk, a ShardedImages that reads each image (or patch) when asked."""
 
     entries: list[dict] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list)
@@ -122,41 +128,123 @@ class Stack:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def __iter__(self):
+        """(entry, image) pairs, one image in memory at a time for a stack on disk."""
+        for k, entry in enumerate(self.entries):
+            yield entry, self.images[k]
+
     def select(self, keep) -> "Stack":
         """The sub-stack of entries for which keep(entry) is true, in order."""
         chosen = [i for i, entry in enumerate(self.entries) if keep(entry)]
-        return Stack([self.entries[i] for i in chosen], [self.images[i] for i in chosen])
+        images = self.images.subset(chosen) if isinstance(self.images, ShardedImages) else [self.images[i] for i in chosen]
+        return Stack([self.entries[i] for i in chosen], images)
 
-    def by_name(self) -> dict[str, np.ndarray]:
-        return {entry["name"]: image for entry, image in zip(self.entries, self.images)}
+    def shape(self, k: int) -> tuple[int, ...]:
+        return self.images.shape(k) if isinstance(self.images, ShardedImages) else self.images[k].shape
+
+    def patch(self, k: int, top: int, left: int, size: int) -> np.ndarray:
+        """The size×size square of image k at (top, left); from disk, only its rows are read."""
+        if isinstance(self.images, ShardedImages):
+            return self.images.rows(k, top, size)[:, left : left + size]
+        return self.images[k][top : top + size, left : left + size]
+
+    def by_name(self) -> "Mapping[str, np.ndarray]":
+        """name -> image, each read when looked up."""
+        return _ByName(self)
 
 
-def save_stack(path: str | Path, stack: Stack, dtype) -> None:
-    """Write `stack` to the folder `path` atomically; pixels are stored as `dtype`."""
-    index, offset = [], 0
-    for entry, image in zip(stack.entries, stack.images):
-        index.append({"meta": entry, "shape": list(image.shape), "offset": offset})
-        offset += image.size
-    flat = np.empty(offset, dtype=dtype)
-    for item, image in zip(index, stack.images):
-        flat[item["offset"] : item["offset"] + image.size] = _to_dtype(image, dtype).ravel()
+class _ByName(Mapping):
+    def __init__(self, stack: Stack):
+        self.stack, self.index = stack, {entry["name"]: k for k, entry in enumerate(stack.entries)}
+
+    def __getitem__(self, name):
+        return self.stack.images[self.index[name]]
+
+    def __iter__(self):
+        return iter(self.index)
+
+    def __len__(self):
+        return len(self.index)
+
+
+class ShardedImages(Sequence):
+    """The images of a stack folder, read on demand with positioned reads (no memory map, so memory stays
+    bounded however large the stack and however long training samples from it)."""
+
+    def __init__(self, folder: Path, dtype: str, items: list[dict]):
+        self.folder, self.dtype, self.items = folder, np.dtype(dtype), items
+        self._starts: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return self.subset(list(range(len(self.items)))[k])
+        return self.rows(k, 0, self.items[k]["shape"][0])
+
+    def shape(self, k: int) -> tuple[int, ...]:
+        return tuple(self.items[k]["shape"])
+
+    def subset(self, chosen: list[int]) -> "ShardedImages":
+        return ShardedImages(self.folder, self.dtype.name, [self.items[i] for i in chosen])
+
+    def rows(self, k: int, top: int, count: int) -> np.ndarray:
+        """Rows top … top + count − 1 of image k, as float32."""
+        item = self.items[k]
+        height, *rest = item["shape"]
+        row = int(np.prod(rest)) * self.dtype.itemsize
+        count = max(0, min(count, height - top))
+        path = self.folder / _shard_name(item["shard"])
+        with open(path, "rb") as handle:
+            start = self._data_start(item["shard"], handle)
+            raw = os.pread(handle.fileno(), count * row, start + item["offset"] * self.dtype.itemsize + top * row)
+        return _from_dtype(np.frombuffer(raw, self.dtype).reshape(count, *rest))
+
+    def _data_start(self, shard: int, handle) -> int:
+        if shard not in self._starts:
+            handle.seek(0)
+            major, _ = np.lib.format.read_magic(handle)
+            (np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0)(handle)
+            self._starts[shard] = handle.tell()
+        return self._starts[shard]
+
+
+def _shard_name(number: int) -> str:
+    return f"shard-{number:05d}.npy"
+
+
+def save_stack(path: str | Path, stack, dtype, shard_bytes: int = SHARD_BYTES) -> int:
+    """Write a stack (a Stack, or any iterable of (entry, image) pairs, consumed one at a time) to the folder
+    `path` atomically, as index.json and shards of about shard_bytes; pixels stored as `dtype`. Memory holds
+    one shard at most. Returns the number of images."""
+    dtype = np.dtype(dtype)
+    index, pending, pending_size, shard = [], [], 0, 0
     with atomic_path(path) as tmp:
         tmp.mkdir()
-        np.save(tmp / "pixels.npy", flat, allow_pickle=False)
-        (tmp / "index.json").write_text(json.dumps({"dtype": np.dtype(dtype).name, "images": index}, indent=1, sort_keys=True) + "\n")
+
+        def flush():
+            nonlocal pending, pending_size, shard
+            if pending:
+                np.save(tmp / _shard_name(shard), np.concatenate(pending), allow_pickle=False)
+                pending, pending_size, shard = [], 0, shard + 1
+
+        for entry, image in stack:
+            if pending and (pending_size + image.size) * dtype.itemsize > shard_bytes:
+                flush()
+            index.append({"meta": entry, "shape": list(image.shape), "shard": shard, "offset": pending_size})
+            pending.append(_to_dtype(image, dtype).ravel())
+            pending_size += image.size
+        flush()
+        (tmp / "index.json").write_text(json.dumps({"dtype": dtype.name, "images": index}, indent=1, sort_keys=True) + "\n")
+    return len(index)
 
 
 def load_stack(path: str | Path) -> Stack:
-    """Read a stack; pixels come back as float32 in [0, 1] (noisy ones may lie outside)."""
+    """A stack on disk, read lazily; pixels come back as float32 in [0, 1] (noisy ones may lie outside)."""
     path = Path(path)
     index = json.loads((path / "index.json").read_text())
-    flat = np.load(path / "pixels.npy", mmap_mode="r", allow_pickle=False)
-    stack = Stack()
-    for item in index["images"]:
-        size = int(np.prod(item["shape"]))
-        raw = np.asarray(flat[item["offset"] : item["offset"] + size]).reshape(item["shape"])
-        stack.append(item["meta"], _from_dtype(raw))
-    return stack
+    return Stack([item["meta"] for item in index["images"]], ShardedImages(path, index["dtype"], index["images"]))
 
 
 def _to_dtype(image: np.ndarray, dtype) -> np.ndarray:

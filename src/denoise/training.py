@@ -1,27 +1,30 @@
-"""Training: the loss that changes for the last epochs, validation PSNR on full images, best-model selection, DVCLive
-logging, and resumable checkpoints (an interrupted `dvc repro` continues where it stopped)."""
+"""The one training loop, under any Keras backend (TensorFlow or JAX): Keras's fit() on NumPy batches
+(sampling.py), a loss that can change for the last epochs, validation PSNR on full images, best-model
+selection, DVCLive logging, and resumable checkpoints (an interrupted `dvc repro` continues where it
+stopped, to the same model)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
-from dvclive import Live
-from dvclive.keras import DVCLiveCallback
 
 from . import inference, metrics, models
 from .config import NoiseConfig, TrainConfig
+from .errors import ConfigError
 from .losses import get_loss
 from .optimization import adam
-from .patches import patch_batches
+from .sampling import PatchSampler, batches
 from .storage import Stack, atomic_path, read_json, write_json
 
 
@@ -33,28 +36,64 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def accelerated() -> bool:
+    return any(not device.startswith("cpu") for device in keras.distribution.list_devices())
+
+
+def processes() -> tuple[int, int]:
+    """(this process's index, the number of processes) of a multi-host run; (0, 1) otherwise."""
+    if keras.backend.backend() != "jax":
+        return 0, 1
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+@contextlib.contextmanager
+def distributed(config: TrainConfig, key: str = "train"):
+    """Inside, train.devices devices share each batch (Keras's DataParallel, JAX), over every process of a
+    multi-host run that KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES and _PROCESS_ID describe
+    (keras.distribution.initialize). Yields the number of devices. The batch sizes in params are global."""
+    if keras.backend.backend() != "jax":
+        yield 1
+        return
+    if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1")) > 1 and not _initialized():
+        import jax
+
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices across processes (GPUs use NCCL)
+        keras.distribution.initialize()
+    available = keras.distribution.list_devices()
+    count = len(available) if config.devices == "auto" else config.devices
+    if count > len(available):
+        raise ConfigError(f"{key}.devices: {count}, but {len(available)} device(s) here: {', '.join(available)}")
+    for name, size in (("sampling.batch_size", config.sampling.batch_size), ("final.batch_size", config.final_sampling.batch_size)):
+        if size % count:
+            raise ConfigError(f"{key}.{name}: {size} is not a multiple of the {count} devices that share it ({key}.devices)")
+    if count == 1:
+        yield 1
+        return
+    # each process feeds its own share of every batch (sampling.Batches), so Keras need not shard the data
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=available[:count], auto_shard_dataset=False))
+    try:
+        yield count
+    finally:
+        keras.distribution.set_distribution(None)
+
+
+def _initialized() -> bool:
+    import jax.distributed
+
+    return jax.distributed.is_initialized()
+
+
 def set_precision(choice: str) -> str:
-    """Apply train.mixed_precision; `auto` picks mixed_bfloat16 on CPUs with native bf16 (AMX/AVX-512)."""
-    policy = choice if choice != "auto" else ("mixed_bfloat16" if cpu_has_bf16() or tf.config.list_physical_devices("GPU") else "float32")
+    """Apply train.mixed_precision. `auto` picks mixed_bfloat16 where it pays: on an accelerator, and under
+    TensorFlow on CPUs with native bf16 (AVX-512/AMX: oneDNN's kernels, about 1.5× faster a step here);
+    XLA's CPU kernels gain nothing from it (measured: docs/training.md), so JAX on a CPU trains in float32."""
+    bf16 = accelerated() or (keras.backend.backend() == "tensorflow" and cpu_has_bf16())
+    policy = choice if choice != "auto" else ("mixed_bfloat16" if bf16 else "float32")
     keras.mixed_precision.set_global_policy(policy)
     return policy
-
-
-@keras.saving.register_keras_serializable(package="denoise")
-class PhasedLoss(keras.losses.Loss):
-    """`first` until a callback (FinalLoss) sets `use_final`, then `final`."""
-
-    def __init__(self, first: str, final: str, name="phased_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.first_name, self.final_name = first, final
-        self.first, self.final = get_loss(first), get_loss(final)
-        self.use_final = tf.Variable(False, trainable=False, name="use_final_loss")
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return tf.cond(self.use_final, lambda: self.final(y_true, y_pred, sample_weight), lambda: self.first(y_true, y_pred, sample_weight))
-
-    def get_config(self):
-        return {"name": self.name, "first": self.first_name, "final": self.final_name}
 
 
 class ValidationPSNR(keras.callbacks.Callback):
@@ -65,55 +104,78 @@ class ValidationPSNR(keras.callbacks.Callback):
         self.pairs = [(clean.by_name()[e["name"]], image) for e, image in zip(noisy.entries, noisy.images)]
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = [metrics.psnr(c, inference.predict(self.model, n)) for c, n in self.pairs]
-        logs["val_psnr"] = float(np.mean(scores))
-
-
-class FinalLoss(keras.callbacks.Callback):
-    """Turns a PhasedLoss to its final loss for the last train.final.epochs; set from the epoch number,
-    so a resumed run is in the right phase."""
-
-    def __init__(self, config: TrainConfig):
-        super().__init__()
-        self.first_final_epoch = config.epochs - config.final.epochs
-
-    def on_epoch_begin(self, epoch, logs=None):
-        loss = self.model.loss
-        if isinstance(loss, PhasedLoss):
-            loss.use_final.assign(epoch >= self.first_final_epoch)
+        logs["val_psnr"] = float(np.mean([metrics.psnr(c, inference.predict(self.model, n)) for c, n in self.pairs]))
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """After each epoch: save the last model (with optimizer state) and the best by val_psnr."""
+    """After each epoch: save the last model (with optimizer state) and the best by val_psnr, the state with
+    the history of every epoch, and the DVCLive files made from that history."""
 
-    def __init__(self, folder: Path, fingerprint: str, state: dict):
+    def __init__(self, folder: Path, live_dir: Path, fingerprint: str, state: dict):
         super().__init__()
-        self.folder, self.fingerprint, self.state = folder, fingerprint, state
+        self.folder, self.live_dir, self.fingerprint, self.state = folder, live_dir, fingerprint, state
         self.started, self.earlier_seconds = time.perf_counter(), state.get("train_seconds", 0.0)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs["val_psnr"] > self.state.get("best_val_psnr", -np.inf):
-            self._save(self.model, self.folder / "best.keras")
+            self._save(self.folder / "best.keras")
             self.state.update(best_val_psnr=logs["val_psnr"], best_epoch=epoch + 1)
-        self._save(self.model, self.folder / "last.keras")
+        self._save(self.folder / "last.keras")
+        if processes()[0] != 0:  # one process of a multi-host run writes
+            return
         seconds = round(self.earlier_seconds + time.perf_counter() - self.started, 1)  # resumed runs add up
-        self.state.update(fingerprint=self.fingerprint, epochs_done=epoch + 1, complete=False, train_seconds=seconds)
+        history = self.state.get("history", [])[:epoch] + [{"loss": float(logs["loss"]), "val_psnr": float(logs["val_psnr"])}]
+        self.state.update(fingerprint=self.fingerprint, epochs_done=epoch + 1, complete=False, train_seconds=seconds, history=history)
         write_json(self.folder / "state.json", self.state)
+        write_live(self.live_dir, history)
 
-    @staticmethod
-    def _save(model: keras.Model, path: Path):
+    def _save(self, path: Path):
+        """Save the model to `path`; in a multi-host run every process takes part in gathering the weights,
+        and all but the first write to a scratch file that is thrown away."""
+        if processes()[0] != 0:
+            with tempfile.TemporaryDirectory() as scratch:
+                self.model.save(Path(scratch) / path.name)
+            return
         with atomic_path(path) as tmp:
-            model.save(tmp)
+            self.model.save(tmp)
+
+
+def write_live(live_dir: Path, history: list[dict]) -> bool:
+    """The DVCLive files (metrics.json and the per-epoch plots) of a run's history, written anew. False where
+    DVCLive is not installed (a bare accelerator machine): `stages/train.py SECTION --log-only` writes them later."""
+    try:
+        from dvclive import Live
+    except ImportError:
+        return False
+    if live_dir.exists():
+        shutil.rmtree(live_dir)
+    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+    for logs in history:
+        live.log_metric("train/loss", logs["loss"])
+        live.log_metric("eval/psnr", logs["val_psnr"])
+        live.next_step()
+    live.end()
+    return True
 
 
 def fingerprint(config: TrainConfig, noise: NoiseConfig, train_clean: Stack, precision: str) -> str:
-    key = json.dumps([dataclasses.asdict(config), dataclasses.asdict(noise), train_clean.entries, precision], sort_keys=True, default=str)
+    key = json.dumps([dataclasses.asdict(config), dataclasses.asdict(noise), train_clean.entries, precision, keras.backend.backend()],
+                     sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Stack], val_pairs: tuple[Stack, Stack], model_path: Path, live_dir: Path, checkpoint_dir: Path) -> dict:
-    """Train and write the best model (by validation PSNR) to model_path; returns the final state."""
-    precision = set_precision(config.mixed_precision)
+    """Train and write the best model (by validation PSNR) to model_path; returns the final state.
+
+    The last train.final.epochs run as a second fit() on the final loss (the model recompiled with the same
+    optimizer, whose state carries over) and the final patch and batch size."""
+    with distributed(config) as devices:
+        precision = set_precision(config.mixed_precision)
+        state = _train(config, noise, train_pairs, val_pairs, model_path, live_dir, checkpoint_dir, precision)
+    return {**state, "devices": devices}
+
+
+def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Path, checkpoint_dir: Path, precision: str) -> dict:
     keras.utils.set_random_seed(config.seed)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     run_fingerprint = fingerprint(config, noise, train_pairs[0], precision)
@@ -122,26 +184,28 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
     resume = state.get("fingerprint") == run_fingerprint and not state.get("complete") and (checkpoint_dir / "last.keras").exists()
     if resume:
         model = keras.saving.load_model(checkpoint_dir / "last.keras", safe_mode=True)
-        start = state["epochs_done"]
+        optimizer, start = model.optimizer, state["epochs_done"]
         print(f"resuming from the checkpoint after epoch {start} in {checkpoint_dir}")
     else:
         state, start = {}, 0
-        if live_dir.exists():
-            shutil.rmtree(live_dir)
         model = models.build_model(config.model, channels=train_pairs[0].images[0].shape[-1])
-        final = config.final.loss if config.final.epochs else None
-        model.compile(optimizer=adam(config), loss=PhasedLoss(config.loss, final) if final else get_loss(config.loss))
-    data = patch_batches(*train_pairs, config, noise, start * config.steps_per_epoch, (config.epochs - start) * config.steps_per_epoch)
-    live = Live(str(live_dir), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
-    callbacks = [FinalLoss(config), ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, run_fingerprint, state), DVCLiveCallback(live=live)]
-    if start < config.epochs:
-        model.fit(data, epochs=config.epochs, initial_epoch=start, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
-    live.end()
-    with atomic_path(model_path) as tmp:
-        shutil.copyfile(checkpoint_dir / "best.keras", tmp)
-    state.update(complete=True, precision=precision)
-    for name in ("best.keras", "last.keras"):
-        (checkpoint_dir / name).unlink(missing_ok=True)
-    write_json(state_file, state)
+        optimizer = adam(config)
+    sampler = PatchSampler(*train_pairs, config, noise)
+    callbacks = [ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, live_dir, run_fingerprint, state)]
+    first_final = config.epochs - config.final.epochs
+    phases = [(config.loss, start, min(first_final, config.epochs)), (config.final.loss or config.loss, max(start, first_final), config.epochs)]
+    for loss, begin, end in phases:
+        if end <= begin:
+            continue
+        model.compile(optimizer=optimizer, loss=get_loss(loss))
+        data = batches(sampler, begin * config.steps_per_epoch, (end - begin) * config.steps_per_epoch, part=processes())
+        model.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
+                  verbose=1 if sys.stdout.isatty() else 2)
+    state.update(complete=True, precision=precision, backend=keras.backend.backend())
+    if processes()[0] == 0:
+        with atomic_path(model_path) as tmp:
+            shutil.copyfile(checkpoint_dir / "best.keras", tmp)
+        for name in ("best.keras", "last.keras"):
+            (checkpoint_dir / name).unlink(missing_ok=True)
+        write_json(state_file, state)
     return state
-

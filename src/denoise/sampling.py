@@ -1,0 +1,113 @@
+"""Training batches in NumPy: random patches of the training images, one of the 8 flips and rotations
+each, and fresh noise (or the noise stage's stored copies). Batch b is a function of the seed and b
+alone, so an interrupted run that resumes at step b sees exactly the data it would have, under any
+Keras backend and whatever the number of devices that share the batch."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from .config import Levels, NoiseConfig, SamplingConfig, TrainConfig
+from .errors import ConfigError
+from .noise import add_noise, derive_seed, sample_levels
+from .storage import Stack
+
+
+def dihedral(patches: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """Each square N×S×S×C patch flipped vertically, horizontally and transposed where flips[n] (N×3) says."""
+    out = np.where(flips[:, 0, None, None, None], patches[:, ::-1], patches)
+    out = np.where(flips[:, 1, None, None, None], out[:, :, ::-1], out)
+    return np.where(flips[:, 2, None, None, None], out.transpose(0, 2, 1, 3), out)
+
+
+class PatchSampler:
+    """batch(step) -> (noisy, clean) float32 N×S×S×C arrays, with the sampling that train.sampling (and, for
+    the last train.final.epochs, train.final) describes. Reads only the patches it cuts from the stacks."""
+
+    def __init__(self, clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig):
+        self.config, self.noise = config, noise
+        self.clean, self.noisy = clean, noisy
+        index_of = {entry["name"]: k for k, entry in enumerate(clean.entries)}
+        if config.sampling.fresh_noise:  # pairs of (clean image, stored noisy copy or None)
+            self.pairs = [(k, None) for k in range(len(clean))]
+            self.levels: Levels = config.sampling.fresh_levels or noise.levels
+        else:
+            self.pairs = [(index_of[e["name"]], k) for k, e in enumerate(noisy.entries) if e["name"] in index_of]
+        self.sizes = np.array([clean.shape(c)[:2] for c, _ in self.pairs], np.int64).reshape(-1, 2)
+        self.base = derive_seed("patches", config.seed)
+        self.first_final = config.first_final_step if config.final_sampling != config.sampling else config.total_steps
+        for phase, key in ((config.sampling, "sampling"), (config.final_sampling, "final")):
+            if not (self.sizes.min(axis=1) >= phase.patch_size).any():
+                raise ConfigError(f"train.{key}.patch_size: {phase.patch_size} is larger than every training image")
+
+    def phase(self, step: int) -> SamplingConfig:
+        return self.config.final_sampling if step >= self.first_final else self.config.sampling
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        phase = self.phase(step)
+        size, count = phase.patch_size, phase.batch_size
+        rng = np.random.default_rng([*self.base, step])
+        eligible = np.flatnonzero(self.sizes.min(axis=1) >= size)  # pairs whose image holds a whole patch
+        pick = eligible[rng.integers(0, len(eligible), count)]
+        corner = (rng.random((count, 2)) * (self.sizes[pick] - size + 1)).astype(np.int64)
+        flips = rng.integers(0, 2, (count, 3)).astype(bool)
+        clean, noisy = [], []
+        for pair, (top, left) in zip(pick, corner):
+            c, n = self.pairs[pair]
+            clean.append(self.clean.patch(c, top, left, size))
+            if n is not None:
+                noisy.append(self.noisy.patch(n, top, left, size))
+        target = np.stack(clean)
+        if phase.augment:
+            target = dihedral(target, flips)
+        if phase.fresh_noise:
+            level = sample_levels(self.levels, count, rng)[:, None, None, None]
+            return add_noise(target, self.noise.type, level, rng, self.noise.clip), target
+        inputs = np.stack(noisy)
+        return (dihedral(inputs, flips) if phase.augment else inputs), target
+
+
+class Batches(keras.utils.PyDataset):
+    """Batches first_step … first_step + steps − 1 of a sampler, in order, as Keras's fit() takes them (with
+    shuffle=False). One worker: Keras restarts a pool of workers at each epoch from the first index, which
+    would repeat the first epoch's batches; a batch costs about a millisecond against tens for a step."""
+
+    def __init__(self, sampler: PatchSampler, first_step: int, steps: int, part: tuple[int, int] = (0, 1)):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.sampler, self.first_step, self.steps = sampler, first_step, steps
+        self.part, self.parts = part
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int):
+        """Batch first_step + index; in a run of several processes, this process's share of its rows (each
+        process feeds its own devices), so that the global batch is the same whatever the process count."""
+        batch = self.sampler.batch(self.first_step + index)
+        if self.parts == 1:
+            return batch
+        rows = len(batch[0]) // self.parts
+        return tuple(array[self.part * rows : (self.part + 1) * rows] for array in batch)
+
+
+def batches(sampler: PatchSampler, first_step: int, steps: int, part: tuple[int, int] = (0, 1)):
+    """fit()'s input for batches first_step … first_step + steps − 1, all of one phase: under TensorFlow a
+    tf.data pipeline that runs the NumPy sampler in its threads ahead of the step, with static shapes (45–51
+    against 55–60 ms a step for Keras's PyDataset on this CPU: docs/accelerators.md); elsewhere the PyDataset."""
+    data = Batches(sampler, first_step, steps, part)
+    if keras.backend.backend() != "tensorflow":
+        return data
+    import tensorflow as tf
+
+    phase = sampler.phase(first_step)
+    assert phase == sampler.phase(first_step + steps - 1), "one phase per call"
+    shape = [phase.batch_size // part[1], phase.patch_size, phase.patch_size, sampler.clean.shape(0)[-1]]
+
+    def make(index):
+        noisy, clean = tf.numpy_function(lambda k: data[int(k)], [index], [tf.float32, tf.float32], stateful=False)
+        noisy.set_shape(shape)
+        clean.set_shape(shape)
+        return noisy, clean
+
+    return tf.data.Dataset.range(steps).map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
