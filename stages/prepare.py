@@ -13,7 +13,7 @@ from denoise.storage import load_stack, save_stack, write_json
 def main():
     params = load_params()
     skipped: list[dict] = []
-    count = save_stack("data/prepared", decode_source(params.data.source, params.data, skipped), np.uint16)
+    count = save_stack("data/prepared", decode_source(params.data.source, params.data, skipped, dtype=np.uint16), np.uint16)
     write_json("data/manifest.json", {"images": load_stack("data/prepared").entries, "skipped": skipped})
     print(f"prepared {count} images from {params.data.source!r}; skipped {len(skipped)}")
     for item in skipped:

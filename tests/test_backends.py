@@ -86,13 +86,20 @@ def histories(repo, section="train"):
     return [entry["loss"] for entry in json.loads((repo / "checkpoints" / section / "state.json").read_text())["history"]]
 
 
-def test_two_devices_train_the_tiny_pipeline_to_the_same_loss_curve_as_one(tmp_path):
+@pytest.fixture(scope="module")
+def jax_repo(tmp_path_factory):
+    """A tiny pipeline training under JAX on one device, run once: (repo, its loss history)."""
+    repo = make_repo(tmp_path_factory.mktemp("jax") / "repo", train={"backend": "jax", "devices": 1},
+                     reference={"backend": "tensorflow", "devices": "auto"})
+    run(repo, sys.executable, "-m", "dvc", "repro", "train")
+    return repo, histories(repo)
+
+
+def test_two_devices_train_the_tiny_pipeline_to_the_same_loss_curve_as_one(jax_repo):
     """XLA's host platform split into 2 CPU devices: train.devices 2 shares each batch between them (Keras's
     DataParallel); the global batch is the same, so the losses are the same within float tolerance."""
-    repo = make_repo(tmp_path / "repo", train={"backend": "jax", "devices": 1}, reference={"backend": "tensorflow", "devices": "auto"})
+    repo, one = jax_repo
     two_devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    run(repo, sys.executable, "-m", "dvc", "repro", "train", env_extra=two_devices)
-    one = histories(repo)
     write_params(repo, train={"devices": 2})
     output = run(repo, sys.executable, "-m", "dvc", "repro", "train", env_extra=two_devices)
     assert stages_run(output) == ["train"] and "2 device(s)" in output
@@ -103,15 +110,14 @@ def test_two_devices_train_the_tiny_pipeline_to_the_same_loss_curve_as_one(tmp_p
     assert result.returncode == 2 and result.stderr.strip().startswith("error: train.devices: 3, but 2 device(s) here")
 
 
-def test_two_processes_joined_by_jax_distributed_train_one_model(tmp_path):
+def test_two_processes_joined_by_jax_distributed_train_one_model(jax_repo):
     """Multi-host data parallelism on one machine: two processes, one CPU device each, joined by
     jax.distributed (gloo collectives) from KERAS_DISTRIBUTION_* variables, each feeding half of every batch.
     They train one model, whose losses match a single process's; process 0 alone writes the outputs."""
-    repo = make_repo(tmp_path / "repo", train={"backend": "jax", "devices": "auto"}, reference={"backend": "tensorflow", "devices": "auto"})
-    run(repo, sys.executable, "-m", "dvc", "repro", "train")
-    single = histories(repo)
-    (repo / "models" / "model.keras").unlink()
-    port = 23000 + (hash(str(tmp_path)) % 2000)
+    repo, single = jax_repo
+    write_params(repo, train={"devices": "auto"})
+    (repo / "models" / "model.keras").unlink(missing_ok=True)
+    port = 23000 + (hash(str(repo)) % 2000)
     cluster = {"PYTHONPATH": "src", "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port},localhost:{port + 1}",
                "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
     workers = [subprocess.Popen([sys.executable, "stages/train.py", "train"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -11,7 +11,7 @@ from .config import DataConfig, NoiseConfig
 from .errors import ConfigError, DenoiseError
 from .noise import add_noise_to_stack
 from .parallel import ordered_map
-from .storage import Stack, atomic_path, load_stack, save_stack
+from .storage import Stack, atomic_path, load_stack, save_stack, to_stored
 
 
 def source_files(source: str, key: str = "data.source") -> tuple[Path, list[Path]]:
@@ -30,23 +30,27 @@ def source_files(source: str, key: str = "data.source") -> tuple[Path, list[Path
 
 
 def _decode(job) -> tuple[dict, np.ndarray | None, dict | None]:
-    """One source file: (entry, pixels, None), or (None, None, {name, reason}) where it cannot be decoded."""
-    path, name, config = job
+    """One source file: (entry, pixels, None), or (None, None, {name, reason}) where it cannot be decoded.
+    With a dtype, the pixels come back as a stack stores them (less to pass between processes)."""
+    path, name, config, dtype = job
     try:
         decoded = images.read_image(path)
     except DenoiseError as error:
         return None, None, {"name": name, "reason": str(error).split(": ", 1)[-1]}
     pixels = images.limit_size(images.to_channels(decoded.pixels, config.channels), config.max_side)
-    return {"name": name, "sha256": images.sha256_of(path), "height": pixels.shape[0], "width": pixels.shape[1]}, pixels, None
+    entry = {"name": name, "sha256": images.sha256_of(path), "height": pixels.shape[0], "width": pixels.shape[1]}
+    return entry, (to_stored(pixels, dtype) if dtype else pixels), None
 
 
-def decode_source(source: str, config: DataConfig, skipped: list, key: str = "data.source", processes: int | None = None):
+def decode_source(source: str, config: DataConfig, skipped: list, key: str = "data.source", processes: int | None = None, dtype=None):
     """Yield (entry, pixels) for every decodable image of `source`, in order, decoded in worker processes
-    (default: every core); undecodable files are appended to `skipped` with a reason. A source with no
-    usable image raises ConfigError once it is exhausted (inside a stage's atomic write: nothing is written)."""
+    (default: every core), as `dtype` for a stack where given; undecodable files are appended to `skipped`
+    with a reason. A source with no usable image raises ConfigError once it is exhausted (inside a stage's
+    atomic write: nothing is written)."""
     folder, files = source_files(source, key)
     count = 0
-    for entry, pixels, problem in ordered_map(_decode, ((path, path.relative_to(folder).as_posix(), config) for path in files), processes):
+    jobs = ((path, path.relative_to(folder).as_posix(), config, dtype) for path in files)
+    for entry, pixels, problem in ordered_map(_decode, jobs, processes):
         if problem:
             skipped.append(problem)
             continue

@@ -79,14 +79,16 @@ def evaluate(test: tuple[Stack, Stack], train: tuple[Stack, Stack], baseline: St
     loaded = {name: inference.load_model(path) for name, path in model_paths.items()}
     estimates = {"baseline": baseline.images}
     for name, model in loaded.items():
-        passes = [inference.views(lambda view: inference.predict(model, view), image, config.self_ensemble) for image in noisy.images]  # noqa: B023
+        # tiles of 512² bound the memory for large test images (smaller ones are one pass)
+        passes = [inference.views(lambda view: inference.predict_tiled(model, view), image, config.self_ensemble) for image in noisy.images]  # noqa: B023
         estimates[name] = [inference.mean_of_views(outputs) for outputs in passes]
         if config.self_ensemble > 1 and name == "model":  # its first view alone: the single pass, at no extra cost
             estimates[SINGLE_PASS] = [outputs[0] for outputs in passes]
     rows = score(clean, noisy, estimates)
     summary = summarize(rows, level_key)
     sample = Stack(train[1].entries[: config.train_sample], train[1].images[: config.train_sample])
-    train_rows = score(train[0], sample, {"model": [inference.predict(loaded["model"], image, config.self_ensemble) for image in sample.images]})
+    train_rows = score(train[0], sample, {"model": [inference.self_ensemble(lambda view: inference.predict_tiled(loaded["model"], view), image,
+                                                                           config.self_ensemble) for image in sample.images]})
     train_summary = summarize([r for r in train_rows if r["method"] == "model"], level_key)
     write_json(out_dir / "metrics.json", {
         "test": summary,

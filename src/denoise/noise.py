@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import Levels, NoiseConfig
 from .parallel import ordered_map
-from .storage import Stack
+from .storage import ShardedImages, Stack
 
 
 def derive_seed(*parts) -> tuple[int, int]:
@@ -71,15 +71,20 @@ def noisy_copies(clean: np.ndarray, image_hash: str, config: NoiseConfig):
 
 def _copies(job) -> list[tuple[dict, np.ndarray]]:
     entry, image, config = job
+    image = image[0] if isinstance(image, ShardedImages) else image  # read here, in the worker
     return [({"name": entry["name"], "level": level, "group": config.levels.label(level)}, copy)
             for level, copy in noisy_copies(image, entry["sha256"], config)]
 
 
 def noisy_stack(clean: Stack, config: NoiseConfig, processes: int | None = None):
     """Yield (entry, noisy) for every clean image and level, in order, drawn in worker processes (default:
-    every core); each entry names its clean image and level. The noise depends on the image's content hash
-    alone, so the result does not depend on the number of processes."""
-    for copies in ordered_map(_copies, ((entry, image, config) for entry, image in clean), processes):
+    every core), which read their clean images themselves from a stack on disk; each entry names its clean
+    image and level. The noise depends on the image's content hash alone, not on the number of processes."""
+    if isinstance(clean.images, ShardedImages):
+        jobs = ((entry, clean.images.subset([k]), config) for k, entry in enumerate(clean.entries))
+    else:
+        jobs = ((entry, image, config) for entry, image in clean)
+    for copies in ordered_map(_copies, jobs, processes):
         yield from copies
 
 

@@ -145,7 +145,7 @@ class Stack:
     def patch(self, k: int, top: int, left: int, size: int) -> np.ndarray:
         """The size×size square of image k at (top, left); from disk, only its rows are read."""
         if isinstance(self.images, ShardedImages):
-            return self.images.rows(k, top, size)[:, left : left + size]
+            return self.images.rows(k, top, size, slice(left, left + size))
         return self.images[k][top : top + size, left : left + size]
 
     def by_name(self) -> "Mapping[str, np.ndarray]":
@@ -189,8 +189,8 @@ class ShardedImages(Sequence):
     def subset(self, chosen: list[int]) -> "ShardedImages":
         return ShardedImages(self.folder, self.dtype.name, [self.items[i] for i in chosen])
 
-    def rows(self, k: int, top: int, count: int) -> np.ndarray:
-        """Rows top … top + count − 1 of image k, as float32."""
+    def raw_rows(self, k: int, top: int, count: int) -> np.ndarray:
+        """Rows top … top + count − 1 of image k, as stored (one positioned read)."""
         item = self.items[k]
         height, *rest = item["shape"]
         row = int(np.prod(rest)) * self.dtype.itemsize
@@ -199,7 +199,11 @@ class ShardedImages(Sequence):
         with open(path, "rb") as handle:
             start = self._data_start(item["shard"], handle)
             raw = os.pread(handle.fileno(), count * row, start + item["offset"] * self.dtype.itemsize + top * row)
-        return _from_dtype(np.frombuffer(raw, self.dtype).reshape(count, *rest))
+        return np.frombuffer(raw, self.dtype).reshape(count, *rest)
+
+    def rows(self, k: int, top: int, count: int, columns: slice = slice(None)) -> np.ndarray:
+        """Rows top … top + count − 1 of image k (only `columns` of them converted), as float32."""
+        return _from_dtype(self.raw_rows(k, top, count)[:, columns])
 
     def _data_start(self, shard: int, handle) -> int:
         if shard not in self._starts:
@@ -248,9 +252,16 @@ def load_stack(path: str | Path) -> Stack:
 
 
 def _to_dtype(image: np.ndarray, dtype) -> np.ndarray:
+    if image.dtype == np.dtype(dtype):  # already converted (a worker process did it)
+        return image
     if np.dtype(dtype) == np.uint16:
         return np.round(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
     return image.astype(dtype)
+
+
+def to_stored(image: np.ndarray, dtype) -> np.ndarray:
+    """An image as save_stack stores it (16-bit: rounded from [0, 1]); save_stack takes such images as they are."""
+    return _to_dtype(image, dtype)
 
 
 def _from_dtype(raw: np.ndarray) -> np.ndarray:

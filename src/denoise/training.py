@@ -104,7 +104,8 @@ class ValidationPSNR(keras.callbacks.Callback):
         self.pairs = [(clean.by_name()[e["name"]], image) for e, image in zip(noisy.entries, noisy.images)]
 
     def on_epoch_end(self, epoch, logs=None):
-        logs["val_psnr"] = float(np.mean([metrics.psnr(c, inference.predict(self.model, n)) for c, n in self.pairs]))
+        # tiles of 512² bound the memory of large validation images (smaller ones are one pass, as before)
+        logs["val_psnr"] = float(np.mean([metrics.psnr(c, inference.predict_tiled(self.model, n)) for c, n in self.pairs]))
 
 
 class Checkpoint(keras.callbacks.Callback):
