@@ -116,7 +116,7 @@ def main():
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     parser.add_argument("--work", default=str(ROOT / "bench" / "work-scale"))
     parser.add_argument("--small", type=int, default=24, help="photos in the small data set")
-    parser.add_argument("--steps-per-epoch", type=int, default=100, help="the short train: 3 epochs of this many steps")
+    parser.add_argument("--steps-per-epoch", type=int, default=200, help="the short train: 3 epochs of this many steps")
     args = parser.parse_args()
     work = Path(args.work).resolve()
     count = int(np.ceil(args.gb * 1e9 / (SIDE * SIDE * 4)))

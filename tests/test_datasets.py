@@ -6,7 +6,8 @@ from PIL import Image
 
 from denoise import images
 from denoise.config import DataConfig, Levels, NoiseConfig
-from denoise.datasets import assign_split, load_split, prepare, prepare_test_sets, source_files, write_split
+from denoise.datasets import assign_split, load_split, prepare, prepare_stack, prepare_test_sets, source_files, write_split
+from denoise.storage import load_stack
 from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
 
@@ -77,3 +78,21 @@ def test_separate_test_sets_are_named_in_every_entry(tmp_path):
     clean, noisy = prepare_test_sets([str(tmp_path / "bsd"), str(tmp_path / "set")], DataConfig(channels=1), NoiseConfig(sigma=Levels(values=(15.0, 25.0))))
     assert [e["name"] for e in clean.entries] == ["bsd/img00.png", "bsd/img01.png", "set/img00.png"]
     assert [(e["set"], e["level"]) for e in noisy.entries] == [("bsd", 15.0), ("bsd", 25.0)] * 2 + [("set", 15.0), ("set", 25.0)]
+
+
+def test_prepare_stack_on_two_processes_equals_one_and_lists_skipped(tmp_path):
+    write_photos(tmp_path / "photos", 5)
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"not a jpeg")
+    config = DataConfig(source=str(tmp_path / "photos"), channels=1, max_side=None)
+    results = {n: prepare_stack(tmp_path / f"out{n}", config.source, config, processes=n) for n in (1, 2)}
+    assert results[1] == results[2] and results[1][0] == 5 and [s["name"] for s in results[1][1]] == ["broken.jpg"]
+    files = {n: {p.name: p.read_bytes() for p in (tmp_path / f"out{n}").iterdir()} for n in (1, 2)}
+    assert files[1] == files[2]
+    stack, _ = prepare(config.source, config)
+    np.testing.assert_allclose(load_stack(tmp_path / "out2").images[3], stack.images[3], atol=0.5 / 65535)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "broken.png").write_bytes(b"")
+    with pytest.raises(ConfigError, match="data.source: no usable images"):
+        prepare_stack(tmp_path / "out3", str(empty), config, processes=2)
+    assert not (tmp_path / "out3").exists()

@@ -1,9 +1,11 @@
 import hashlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
 
-from denoise.storage import Stack, atomic_path, load_stack, save_stack
+from denoise.storage import Stack, atomic_path, load_stack, save_stack, save_stack_parallel, shard_groups
 
 
 def digest(folder):
@@ -113,3 +115,50 @@ def test_stacks_are_written_in_shards_and_read_by_image_and_by_patch(tmp_path, s
     np.testing.assert_array_equal(odd.by_name()["5"], back.images[5])
     save_stack(tmp_path / "copy", odd, np.uint16)  # a lazy sub-stack streams into a new stack
     np.testing.assert_array_equal(load_stack(tmp_path / "copy").images[2], back.images[5])
+
+
+def _shard_of(job):
+    """A shard job for save_stack_parallel: (entry, image) pairs, and an unstored entry for odd job numbers."""
+    number, images = job
+    for k, image in enumerate(images):
+        yield {"name": f"{number}-{k}"}, image
+    if number % 2:
+        yield {"name": f"{number}-skipped"}, None
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_shards_written_by_workers_equal_a_serial_write(tmp_path, smooth_image, processes):
+    images = [smooth_image(20 + k, 30 - k, channels=1 + 2 * (k % 2), seed=k) for k in range(9)]
+    groups = shard_groups([image.size * 2 for image in images], shard_bytes=6000)
+    assert len(groups) > 2 and sum(groups, []) == list(range(9))  # consecutive, all items
+    passed_back = []
+    jobs = ((n, [images[k] for k in group]) for n, group in enumerate(groups))
+    count = save_stack_parallel(tmp_path / "parallel", jobs, _shard_of, np.uint16, processes, passed_back)
+    back = load_stack(tmp_path / "parallel")
+    names = [f"{n}-{k}" for n, group in enumerate(groups) for k in range(len(group))]
+    assert count == 9 and [e["name"] for e in back.entries] == names
+    assert [e["name"] for e in passed_back] == [f"{n}-skipped" for n in range(len(groups)) if n % 2]
+    save_stack(tmp_path / "serial", Stack([{"name": n} for n in names], images), np.uint16, shard_bytes=6000)
+    assert digest(tmp_path / "parallel") == digest(tmp_path / "serial")  # same shards, same index, same bytes
+
+
+def test_a_failed_check_writes_nothing(tmp_path, smooth_image):
+    def check(count):
+        raise ValueError(f"{count} images")
+
+    with pytest.raises(ValueError, match="1 images"):
+        save_stack_parallel(tmp_path / "s", [(0, [smooth_image()])], _shard_of, np.uint16, 2, check=check)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_patch_reads_keep_their_descriptors_and_travel_to_other_processes(tmp_path, smooth_image):
+    save_stack(tmp_path / "s", Stack([{"name": "a"}], [smooth_image(32, 32)]), np.uint16)
+    images = load_stack(tmp_path / "s").images
+    expected = images[0][4:12, 2:10]
+    for _ in range(3):
+        np.testing.assert_array_equal(images.rows(0, 4, 8, slice(2, 10)), expected)
+    assert len(images._files) == 2  # one descriptor for whole images, one for patches (read-ahead off)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:  # opens its own
+        np.testing.assert_array_equal(pool.submit(images.rows, 0, 4, 8, slice(2, 10)).result(), expected)
+    images.close()
+    assert images._files == {}

@@ -10,8 +10,7 @@ from . import images
 from .config import DataConfig, NoiseConfig
 from .errors import ConfigError, DenoiseError
 from .noise import add_noise_to_stack
-from .parallel import ordered_map
-from .storage import Stack, atomic_path, load_stack, save_stack, to_stored
+from .storage import Stack, atomic_path, load_stack, save_stack, save_stack_parallel, shard_groups, to_stored
 
 
 def source_files(source: str, key: str = "data.source") -> tuple[Path, list[Path]]:
@@ -29,43 +28,59 @@ def source_files(source: str, key: str = "data.source") -> tuple[Path, list[Path
     return folder, files
 
 
-def _decode(job) -> tuple[dict, np.ndarray | None, dict | None]:
-    """One source file: (entry, pixels, None), or (None, None, {name, reason}) where it cannot be decoded.
-    With a dtype, the pixels come back as a stack stores them (less to pass between processes)."""
-    path, name, config, dtype = job
+def _decode(path: Path, name: str, config: DataConfig, dtype=None) -> tuple[dict, np.ndarray | None]:
+    """One source file: (entry, pixels), as a stack stores them where dtype is given, or ({name, reason},
+    None) where it cannot be decoded."""
     try:
         decoded = images.read_image(path)
     except DenoiseError as error:
-        return None, None, {"name": name, "reason": str(error).split(": ", 1)[-1]}
+        return {"name": name, "reason": str(error).split(": ", 1)[-1]}, None
     pixels = images.limit_size(images.to_channels(decoded.pixels, config.channels), config.max_side)
     entry = {"name": name, "sha256": images.sha256_of(path), "height": pixels.shape[0], "width": pixels.shape[1]}
-    return entry, (to_stored(pixels, dtype) if dtype else pixels), None
+    return entry, (to_stored(pixels, dtype) if dtype else pixels)
 
 
-def decode_source(source: str, config: DataConfig, skipped: list, key: str = "data.source", processes: int | None = None, dtype=None):
-    """Yield (entry, pixels) for every decodable image of `source`, in order, decoded in worker processes
-    (default: every core), as `dtype` for a stack where given; undecodable files are appended to `skipped`
-    with a reason. A source with no usable image raises ConfigError once it is exhausted (inside a stage's
-    atomic write: nothing is written)."""
-    folder, files = source_files(source, key)
-    count = 0
-    jobs = ((path, path.relative_to(folder).as_posix(), config, dtype) for path in files)
-    for entry, pixels, problem in ordered_map(_decode, jobs, processes):
-        if problem:
-            skipped.append(problem)
-            continue
-        count += 1
-        yield entry, pixels
-    if not count:
-        raise ConfigError(f"{key}: no usable images in {source!r} (looked for {', '.join(images.IMAGE_SUFFIXES)})")
+def _decode_files(job):
+    """The (entry, pixels) pairs of one shard's files, decoded in a worker process."""
+    files, config, dtype = job
+    for path, name in files:
+        yield _decode(path, name, config, dtype)
+
+
+def _no_images(source: str, key: str):
+    return ConfigError(f"{key}: no usable images in {source!r} (looked for {', '.join(images.IMAGE_SUFFIXES)})")
+
+
+def prepare_stack(path: str | Path, source: str, config: DataConfig, processes: int | None = None) -> tuple[int, list[dict]]:
+    """Decode every image of `source` into a 16-bit clean stack at `path`: shards of files grouped by the
+    sizes their headers give, each decoded and written by a worker process (default: every core). Returns
+    the image count and the undecodable files with a reason; with no usable image, nothing is written."""
+    folder, files = source_files(source)
+    named = [(path, path.relative_to(folder).as_posix()) for path in files]
+    sizes = [images.decoded_size(file, config.channels, config.max_side) * 2 for file in files]
+    jobs = (([named[k] for k in group], config, np.uint16) for group in shard_groups(sizes))
+    skipped: list[dict] = []
+
+    def check(count: int) -> None:
+        if not count:
+            raise _no_images(source, "data.source")
+
+    count = save_stack_parallel(path, jobs, _decode_files, np.uint16, processes, skipped, check)
+    return count, skipped
 
 
 def prepare(source: str, config: DataConfig, key: str = "data.source") -> tuple[Stack, list[dict]]:
-    """Decode every image of `source` into a clean stack in memory; undecodable files are skipped with a reason."""
-    skipped: list[dict] = []
-    stack = Stack()
-    for entry, pixels in decode_source(source, config, skipped, key, processes=1):
-        stack.append(entry, pixels)
+    """Decode every image of `source` into a clean stack in memory, in this process; undecodable files are
+    skipped with a reason."""
+    folder, files = source_files(source, key)
+    stack, skipped = Stack(), []
+    for entry, pixels in _decode_files(([(path, path.relative_to(folder).as_posix()) for path in files], config, None)):
+        if pixels is None:
+            skipped.append(entry)
+        else:
+            stack.append(entry, pixels)
+    if not stack.entries:
+        raise _no_images(source, key)
     return stack, skipped
 
 

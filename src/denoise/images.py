@@ -149,6 +149,18 @@ def limit_size(pixels: np.ndarray, max_side: int | None) -> np.ndarray:
     return rescale(pixels, max_side / max(height, width))
 
 
+def decoded_size(path: str | Path, channels: int, max_side: int | None) -> int:
+    """Values (pixels × channels) of an image once read, converted and limited to max_side, from its header
+    alone; 0 where the header cannot be read (the file is then skipped or sized when decoded)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - any unreadable header: no estimate
+        return 0
+    scale = 1.0 if max_side is None or max(height, width) <= max_side else max_side / max(height, width)
+    return max(1, round(height * scale)) * max(1, round(width * scale)) * channels
+
+
 def rescale(pixels: np.ndarray, scale: float) -> np.ndarray:
     """Resize by `scale` (Lanczos, per channel in float), clipped to [0, 1]."""
     if scale == 1:

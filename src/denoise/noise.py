@@ -13,8 +13,7 @@ import hashlib
 import numpy as np
 
 from .config import Levels, NoiseConfig
-from .parallel import ordered_map
-from .storage import ShardedImages, Stack
+from .storage import Stack, save_stack_parallel, shard_groups
 
 
 def derive_seed(*parts) -> tuple[int, int]:
@@ -69,28 +68,30 @@ def noisy_copies(clean: np.ndarray, image_hash: str, config: NoiseConfig):
         yield level, add_noise(clean, config.type, level, derive_seed("noise", config.seed, image_hash, config.type, level), config.clip)
 
 
-def _copies(job) -> list[tuple[dict, np.ndarray]]:
-    entry, image, config = job
-    image = image[0] if isinstance(image, ShardedImages) else image  # read here, in the worker
-    return [({"name": entry["name"], "level": level, "group": config.levels.label(level)}, copy)
-            for level, copy in noisy_copies(image, entry["sha256"], config)]
+def noisy_stack(clean: Stack, config: NoiseConfig):
+    """Yield (entry, noisy) for every clean image and level, in order, in this process; each entry names
+    its clean image and level. The noise depends on the image's content hash alone."""
+    for entry, image in clean:
+        for level, copy in noisy_copies(image, entry["sha256"], config):
+            yield {"name": entry["name"], "level": level, "group": config.levels.label(level)}, copy
 
 
-def noisy_stack(clean: Stack, config: NoiseConfig, processes: int | None = None):
-    """Yield (entry, noisy) for every clean image and level, in order, drawn in worker processes (default:
-    every core), which read their clean images themselves from a stack on disk; each entry names its clean
-    image and level. The noise depends on the image's content hash alone, not on the number of processes."""
-    if isinstance(clean.images, ShardedImages):
-        jobs = ((entry, clean.images.subset([k]), config) for k, entry in enumerate(clean.entries))
-    else:
-        jobs = ((entry, image, config) for entry, image in clean)
-    for copies in ordered_map(_copies, jobs, processes):
-        yield from copies
+def _noisy_shard(job):
+    return noisy_stack(*job)
+
+
+def save_noisy_stack(path, clean: Stack, config: NoiseConfig, processes: int | None = None) -> int:
+    """Write the noisy copies of a clean stack as a float32 stack at `path`: each shard drawn and written by
+    a worker process (default: every core) that reads its own clean images. Returns the number of copies."""
+    copies = 1 if config.levels.is_range else len(config.levels.values)
+    sizes = [int(np.prod(clean.shape(k))) * copies * 4 for k in range(len(clean))]
+    jobs = ((clean.subset(group), config) for group in shard_groups(sizes))
+    return save_stack_parallel(path, jobs, _noisy_shard, np.float32, processes)
 
 
 def add_noise_to_stack(clean: Stack, config: NoiseConfig) -> Stack:
     """noisy_stack(clean, config) in memory, in this process (for small stacks: test folders, tests)."""
     noisy = Stack()
-    for entry, image in noisy_stack(clean, config, processes=1):
+    for entry, image in noisy_stack(clean, config):
         noisy.append(entry, image)
     return noisy

@@ -14,6 +14,7 @@ import ctypes
 import errno
 import functools
 import glob
+import io
 import json
 import os
 import shutil
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .parallel import ordered_map
 
 
 @contextlib.contextmanager
@@ -135,7 +138,10 @@ class Stack:
 
     def select(self, keep) -> "Stack":
         """The sub-stack of entries for which keep(entry) is true, in order."""
-        chosen = [i for i, entry in enumerate(self.entries) if keep(entry)]
+        return self.subset([i for i, entry in enumerate(self.entries) if keep(entry)])
+
+    def subset(self, chosen: list[int]) -> "Stack":
+        """The sub-stack of the entries numbered `chosen` (a stack on disk stays on disk)."""
         images = self.images.subset(chosen) if isinstance(self.images, ShardedImages) else [self.images[i] for i in chosen]
         return Stack([self.entries[i] for i in chosen], images)
 
@@ -174,6 +180,18 @@ class ShardedImages(Sequence):
     def __init__(self, folder: Path, dtype: str, items: list[dict]):
         self.folder, self.dtype, self.items = folder, np.dtype(dtype), items
         self._starts: dict[int, int] = {}
+        self._files: dict[tuple[int, bool], int] = {}  # (shard, patch reads) -> open descriptor
+
+    def __del__(self):
+        self.close()
+
+    def __getstate__(self):  # descriptors mean nothing in another process: it opens its own
+        return {**self.__dict__, "_files": {}}
+
+    def close(self) -> None:
+        for descriptor in getattr(self, "_files", {}).values():
+            os.close(descriptor)
+        self._files = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -195,19 +213,31 @@ class ShardedImages(Sequence):
         height, *rest = item["shape"]
         row = int(np.prod(rest)) * self.dtype.itemsize
         count = max(0, min(count, height - top))
-        path = self.folder / _shard_name(item["shard"])
-        with open(path, "rb") as handle:
-            start = self._data_start(item["shard"], handle)
-            raw = os.pread(handle.fileno(), count * row, start + item["offset"] * self.dtype.itemsize + top * row)
+        descriptor = self._descriptor(item["shard"], patch=count < height)
+        start = self._data_start(item["shard"], descriptor)
+        raw = os.pread(descriptor, count * row, start + item["offset"] * self.dtype.itemsize + top * row)
         return np.frombuffer(raw, self.dtype).reshape(count, *rest)
+
+    def _descriptor(self, shard: int, patch: bool) -> int:
+        """An open descriptor of the shard, kept for the life of this object in this process. Patch reads get
+        their own, with the kernel's read-ahead off (POSIX_FADV_RANDOM): on a stack larger than the page cache
+        each patch is a disk read, and read-ahead (8 MB here) would read a hundred times the patch's rows."""
+        key = (shard, patch)
+        if key not in self._files:
+            descriptor = os.open(self.folder / _shard_name(shard), os.O_RDONLY | os.O_CLOEXEC)
+            if patch:
+                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_RANDOM)
+            self._files[key] = descriptor
+        return self._files[key]
 
     def rows(self, k: int, top: int, count: int, columns: slice = slice(None)) -> np.ndarray:
         """Rows top … top + count − 1 of image k (only `columns` of them converted), as float32."""
         return _from_dtype(self.raw_rows(k, top, count)[:, columns])
 
-    def _data_start(self, shard: int, handle) -> int:
+    def _data_start(self, shard: int, descriptor: int) -> int:
+        """Where the shard's pixels start (after the .npy header)."""
         if shard not in self._starts:
-            handle.seek(0)
+            handle = io.BytesIO(os.pread(descriptor, 4096, 0))  # .npy headers are padded to a multiple of 64 bytes
             major, _ = np.lib.format.read_magic(handle)
             (np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0)(handle)
             self._starts[shard] = handle.tell()
@@ -218,30 +248,119 @@ def _shard_name(number: int) -> str:
     return f"shard-{number:05d}.npy"
 
 
+def shard_groups(sizes, shard_bytes: int = SHARD_BYTES) -> list[list[int]]:
+    """Consecutive item numbers grouped into shards of at most shard_bytes each (`sizes` in bytes; an item
+    larger than that has a shard of its own). Depends on the sizes alone, never on the number of cores, so
+    that the same data give the same files on any machine."""
+    groups: list[list[int]] = []
+    total = 0
+    for k, size in enumerate(sizes):
+        if not groups or (groups[-1] and total + size > shard_bytes):
+            groups.append([])
+            total = 0
+        groups[-1].append(k)
+        total += size
+    return groups
+
+
+HEADER_BYTES = 128  # a flat array's .npy version 1 header, whatever its length (padded to 64-byte multiples)
+
+
+class _ShardWriter:
+    """One shard file, a flat .npy array written image by image (no copy of the shard in memory): a header
+    for the final length is written over the placeholder when the shard is closed."""
+
+    def __init__(self, path: Path, dtype):
+        self.path, self.dtype, self.size = path, np.dtype(dtype), 0
+        self.file = open(path, "wb")
+        self.file.write(self._header())
+
+    def _header(self) -> bytes:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.size,)})
+        return header.getvalue()
+
+    def add(self, image: np.ndarray) -> int:
+        """Append an image (converted to the shard's dtype); returns its offset in pixels."""
+        offset = self.size
+        self.file.write(np.ascontiguousarray(_to_dtype(image, self.dtype)).data)
+        self.size += image.size
+        return offset
+
+    def close(self) -> None:
+        header = self._header()
+        self.file.seek(0)
+        assert self.file.write(header) == HEADER_BYTES, "npy header length"
+        self.file.close()
+
+
 def save_stack(path: str | Path, stack, dtype, shard_bytes: int = SHARD_BYTES) -> int:
     """Write a stack (a Stack, or any iterable of (entry, image) pairs, consumed one at a time) to the folder
     `path` atomically, as index.json and shards of about shard_bytes; pixels stored as `dtype`. Memory holds
-    one shard at most. Returns the number of images."""
+    one image at a time. Returns the number of images."""
     dtype = np.dtype(dtype)
-    index, pending, pending_size, shard = [], [], 0, 0
+    index: list[dict] = []
     with atomic_path(path) as tmp:
         tmp.mkdir()
-
-        def flush():
-            nonlocal pending, pending_size, shard
-            if pending:
-                np.save(tmp / _shard_name(shard), np.concatenate(pending), allow_pickle=False)
-                pending, pending_size, shard = [], 0, shard + 1
-
+        shard, number = None, -1
         for entry, image in stack:
-            if pending and (pending_size + image.size) * dtype.itemsize > shard_bytes:
-                flush()
-            index.append({"meta": entry, "shape": list(image.shape), "shard": shard, "offset": pending_size})
-            pending.append(_to_dtype(image, dtype).ravel())
-            pending_size += image.size
-        flush()
-        (tmp / "index.json").write_text(json.dumps({"dtype": dtype.name, "images": index}, indent=1, sort_keys=True) + "\n")
+            if shard is None or (shard.size and (shard.size + image.size) * dtype.itemsize > shard_bytes):
+                if shard is not None:
+                    shard.close()
+                number += 1
+                shard = _ShardWriter(tmp / _shard_name(number), dtype)
+            index.append({"meta": entry, "shape": list(image.shape), "shard": number, "offset": shard.add(image)})
+        if shard is not None:
+            shard.close()
+        _write_index(tmp, dtype, index)
     return len(index)
+
+
+def save_stack_parallel(path: str | Path, jobs, make, dtype, processes: int | None = None, passed_back: list | None = None, check=None) -> int:
+    """Write a stack atomically whose shards are made and written by worker processes (default: every core),
+    one shard per job: make(job) yields the (entry, image) pairs of that shard (group them with shard_groups);
+    a pair (entry, None) is not stored but appended to `passed_back` (e.g. an undecodable file). The shards
+    hold the same bytes as save_stack's. check(count), if given, may raise before anything is in place."""
+    dtype = np.dtype(dtype)
+    index: list[dict] = []
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        tasks = ((make, job, tmp, dtype) for job in jobs)
+        shard = -1
+        for written, others in ordered_map(_write_shard, tasks, processes, ahead=1):
+            if written:
+                shard += 1
+                (tmp / written[0][3]).rename(tmp / _shard_name(shard))
+                index += [{"meta": entry, "shape": shape, "shard": shard, "offset": offset} for entry, shape, offset, _ in written]
+            if passed_back is not None:
+                passed_back += others
+        if check:
+            check(len(index))
+        _write_index(tmp, dtype, index)
+    return len(index)
+
+
+def _write_shard(task) -> tuple[list, list]:
+    make, job, folder, dtype = task
+    handle, name = tempfile.mkstemp(dir=folder, prefix="part-", suffix=".npy")
+    os.close(handle)
+    written, others = [], []
+    shard = _ShardWriter(Path(name), dtype)
+    try:
+        for entry, image in make(job):
+            if image is None:
+                others.append(entry)
+            else:
+                written.append((entry, list(image.shape), shard.add(image), Path(name).name))
+    finally:
+        shard.close()
+    if not written:
+        os.unlink(name)
+    return written, others
+
+
+def _write_index(folder: Path, dtype, index: list[dict]) -> None:
+    (folder / "index.json").write_text(json.dumps({"dtype": np.dtype(dtype).name, "images": index}, indent=1, sort_keys=True) + "\n")
 
 
 def load_stack(path: str | Path) -> Stack:
