@@ -1,8 +1,9 @@
-"""Benchmark the `denoise` command: megapixels per second and peak memory on this machine.
+"""Benchmark the `denoise` command per engine: megapixels per second, peak memory and PSNR on this machine.
 
-Usage: python bench/cli_bench.py [--model models/model.keras]
-Inputs are made from scikit-image's bundled photos plus Gaussian noise (σ = 25), in a temp folder.
-Peak RSS comes from /usr/bin/time -v around each command.
+Usage: python bench/cli_bench.py [--model models/model.keras] [--exports models/export]
+Inputs are made from scikit-image's bundled photos plus Gaussian noise (σ = 25), in a temp folder; each engine
+runs the same model (the .keras file, or its exports: make repro writes them) with the same tiling. Peak RSS
+comes from /usr/bin/time -v around each command; PSNR is each output's against the clean photo.
 """
 
 import argparse
@@ -27,8 +28,10 @@ def noisy(image: np.ndarray, seed: int) -> Image.Image:
 def make_inputs(folder: Path) -> dict[str, list[str]]:
     gray = np.asarray(Image.fromarray(data.camera()).resize((481, 321)), dtype=np.float64)
     noisy(gray, 0).save(folder / "gray_481x321.png")
+    np.save(folder / "out_gray.clean.npy", gray)
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((4000, 3000), Image.Resampling.BICUBIC), dtype=np.float64)
     noisy(photo, 1).save(folder / "rgb_4000x3000.png")
+    np.save(folder / "out_rgb.clean.npy", photo)
     small = folder / "small"
     small.mkdir()
     coffee = np.asarray(Image.fromarray(data.coffee()).resize((160, 120)), dtype=np.float64)
@@ -41,8 +44,16 @@ def make_inputs(folder: Path) -> dict[str, list[str]]:
     }
 
 
-def run(args: list[str], model: str) -> tuple[str, float]:
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "denoise.cli", *args, "--model", model, "--overwrite"]
+def psnr(output: Path) -> str:
+    clean = output.with_suffix(".clean.npy")
+    if not clean.is_file():
+        return "–"
+    error = np.mean((np.asarray(Image.open(output), np.float64) - np.load(clean)) ** 2)
+    return f"{10 * np.log10(255**2 / error):.3f}"
+
+
+def run(args: list[str], model: str, engine: str) -> tuple[str, float]:
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "denoise.cli", *args, "--model", model, "--engine", engine, "--overwrite"]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if result.returncode != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{result.stderr[-2000:]}")
@@ -51,18 +62,30 @@ def run(args: list[str], model: str) -> tuple[str, float]:
     return summary, rss_kb / 1024**2
 
 
+ENGINES = (("keras", "{model}"), ("openvino", "{exports}/model.xml"), ("onnxruntime", "{exports}/model.onnx"), ("litert", "{exports}/model.tflite"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/model.keras")
+    parser.add_argument("--exports", default="models/export", help="the model's exports (the export stage's folder)")
     args = parser.parse_args()
-    print(f"`denoise` on {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {args.model}\n")
-    print("| input | megapixels/s (processing) | peak RSS (GB) | summary line |")
-    print("|---|---|---|---|")
+    print(f"`denoise` on {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {args.model} and its exports in {args.exports}\n")
+    print("| engine | input | megapixels/s (processing) | × keras | peak RSS (GB) | PSNR (dB) |")
+    print("|---|---|---|---|---|---|")
+    keras_rate = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, cli_args in make_inputs(Path(tmp)).items():
-            summary, rss = run(cli_args, args.model)
-            rate = re.search(r"\(([\d.]+) MP/s\)", summary).group(1)
-            print(f"| {label} | {rate} | {rss:.2f} | {summary} |", flush=True)
+        inputs = make_inputs(Path(tmp))
+        for engine, model in ENGINES:
+            model = model.format(model=args.model, exports=args.exports)
+            if not Path(model).exists():
+                print(f"| {engine} | (no {model}: run make repro) | – | – | – | – |", flush=True)
+                continue
+            for label, cli_args in inputs.items():
+                summary, rss = run(cli_args, model, engine)
+                rate = float(re.search(r"\(([\d.]+) MP/s\)", summary).group(1))
+                keras_rate.setdefault(label, rate)
+                print(f"| {engine} | {label} | {rate:.2f} | {rate / keras_rate[label]:.2f} | {rss:.2f} | {psnr(Path(cli_args[2]))} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tiny_repo import ROOT, commit, dvc, make, make_repo, run, stages_run, write_params
 
-ALL_STAGES = {"prepare", "noise", "split", "baseline", "train", "train_reference", "evaluate"}
+ALL_STAGES = {"prepare", "noise", "split", "baseline", "train", "train_reference", "export", "evaluate"}
 
 
 def add_photos(folder, names, seed=0):
@@ -38,7 +38,7 @@ def repo(tmp_path_factory):
     assert set(stages_run(dvc(path, "repro"))) == ALL_STAGES
     commit(path, "l1 run")
     write_params(path, train={"loss": "mse"})
-    assert stages_run(dvc(path, "repro")) == ["train", "evaluate"]
+    assert sorted(stages_run(dvc(path, "repro"))) == ["evaluate", "export", "train"]
     commit(path, "mse run")
     return path
 
@@ -69,6 +69,8 @@ def test_push_clone_then_retrain_has_nothing_to_do(repo, tmp_path):
     dvc(repo, "remote", "add", "-d", "local", str(tmp_path / "remote"))
     commit(repo, "remote")
     dvc(repo, "push")
+    for name in ("denoiser", "denoiser-onnx"):  # a registry version: a GTO tag on the commit that made the model
+        run(repo, "git", "tag", "-a", f"{name}@v0.1.0", "-m", f"register {name} v0.1.0")
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     (clone / ".venv").symlink_to(ROOT / ".venv")
@@ -76,6 +78,11 @@ def test_push_clone_then_retrain_has_nothing_to_do(repo, tmp_path):
     assert "dvc pull --run-cache" in output and stages_run(output) == []
     for path in ("models/model.keras", "models/reference.keras", "eval/metrics.json", "data/split/test/noisy/shard-00000.npy"):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
+    # the model as a registry artifact (dvc.yaml artifacts:), its latest registered version fetched from the repository's remote
+    dvc(tmp_path, "artifacts", "get", str(clone), "denoiser-onnx", "-o", str(tmp_path / "fetched.onnx"))
+    dvc(tmp_path, "artifacts", "get", str(clone), "denoiser", "-o", str(tmp_path / "fetched.keras"))
+    assert (tmp_path / "fetched.onnx").read_bytes() == (repo / "models" / "export" / "model.onnx").read_bytes()
+    assert (tmp_path / "fetched.keras").read_bytes() == (repo / "models" / "model.keras").read_bytes()
 
 
 def test_queued_grid_of_experiments(repo):

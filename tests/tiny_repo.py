@@ -19,6 +19,7 @@ TINY = {
               "final": {"epochs": 1, "loss": "psnr", "patch_size": 32, "batch_size": 2}},
     "reference": {"epochs": 1, "steps_per_epoch": 3, "sampling": {"batch_size": 4, "patch_size": 24}, "final": {"epochs": 0}},
     "evaluate": {"train_sample": 2, "compare_images": 1},
+    "export": {"formats": ["onnx"]},
 }
 COPIED = ("stages", "src", ".dvc", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "data/sample.txt", "data/.gitignore",
           "Makefile", "pyproject.toml", "requirements.lock", "requirements-bm3d.lock")

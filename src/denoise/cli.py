@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import images
+from .engines import ENGINES
 from .errors import DenoiseError
 from .storage import atomic_path
 
@@ -26,6 +27,8 @@ EXAMPLES = """examples:
   denoise scan.tif -o scan-clean.png --format png --model models/model.keras
   denoise noisy.png -o clean.png --sigma auto
   denoise photo.png -o photo-clean.png --self-ensemble 2   # as bench/results.md's model row: twice the time
+  denoise export models/model.keras --format onnx -o model.onnx   # for ONNX Runtime, OpenVINO, apps
+  denoise photos/ -o clean/ --model models/export/model.xml   # the OpenVINO export (make repro writes it)
 
 exit status: 0 when every file was written; 1 when any file failed or was skipped; 2 for bad arguments."""
 
@@ -47,7 +50,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (png, jpg, tif, bmp) or folders, searched recursively")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (for one input file) or folder (mirrors the input tree)")
-    parser.add_argument("--model", default="models/model.keras", help="trained .keras model (default: the pipeline's models/model.keras)")
+    parser.add_argument("--model", default="models/model.keras", help="trained .keras model, or an exported .onnx / .xml (OpenVINO) / .tflite "
+                        "(default: the pipeline's models/model.keras)")
+    parser.add_argument("--engine", default="auto", choices=("auto", *ENGINES),
+                        help="what runs the model: auto (default) picks the fastest one installed for the file: keras for .keras, "
+                        "openvino (else onnxruntime) for .onnx, openvino for .xml, litert for .tflite")
     parser.add_argument("--sigma", default=None, metavar="N|auto", help="noise level in 8-bit units for models that take one; 'auto' estimates it per image (wavelet estimator) and prints it")
     parser.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in pixels (default 512); memory grows with N²")
     parser.add_argument("--overlap", type=int, default=64, metavar="N", help="overlap between tiles in pixels (default 64)")
@@ -151,14 +158,40 @@ def write_output(decoded: images.Decoded, pixels: np.ndarray, target: Path) -> N
         images.save_image(tmp, pixels, decoded.alpha, decoded.bit_depth, pillow_format, **options)
 
 
+def export_main(argv) -> int:
+    """`denoise export MODEL --format F -o PATH`."""
+    from .config import EXPORT_FORMATS
+
+    parser = argparse.ArgumentParser(prog="denoise export", description="Export a trained .keras model for other runtimes: "
+                                     "float32, dynamic height and width, metadata (size multiple, channels) in PATH.json beside it.")
+    parser.add_argument("model", metavar="MODEL", help="trained .keras model")
+    parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    parser.add_argument("-o", "--output", required=True, metavar="PATH", help="model.onnx, model.xml (OpenVINO, with model.bin), model.tflite, or a folder (saved_model)")
+    parser.add_argument("--verbose", action="store_true", help="also show the deep-learning framework's own start-up messages")
+    args = parser.parse_args(argv)
+    try:
+        with quiet_start(args.verbose):
+            from .export import export
+
+            path = export(args.model, args.format, args.output)
+    except DenoiseError as error:
+        print(f"denoise export: {error}", file=sys.stderr)
+        return 2
+    print(f"exported {args.model} as {args.format}: {path} (metadata: {path}.json)")
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        return export_main(argv[1:])
     args = parse_args(argv)
     try:
         jobs = plan_jobs(args.inputs, args.output, args.format)
         with quiet_start(args.verbose):
             from .inference import Denoiser
 
-            denoiser = Denoiser(args.model, args.tile, args.overlap, args.batch, args.self_ensemble)
+            denoiser = Denoiser(args.model, args.tile, args.overlap, args.batch, args.self_ensemble, args.engine)
     except DenoiseError as error:
         print(f"denoise: {error}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
 BASELINES = ("auto", "bm3d", "nlm", "none")
+EXPORT_FORMATS = ("onnx", "openvino", "litert", "saved_model")  # export.formats: what `denoise export` writes
 ENSEMBLE_SIZES = (1, 2, 4, 8)  # evaluate.self_ensemble: how many flips/rotations of each input are averaged
 UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-resolution layers"}
 
@@ -324,6 +325,17 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    formats: tuple[str, ...] = ("onnx", "openvino", "litert")
+
+    def validate(self, key: str) -> None:
+        for name in self.formats:
+            _choice(name, f"{key}.formats", EXPORT_FORMATS)
+        if len(set(self.formats)) != len(self.formats):
+            raise ConfigError(f"{key}.formats: {list(self.formats)} lists a format twice")
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig = field(default_factory=DataConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
@@ -332,6 +344,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     reference: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 def _parse_value(raw, annotation, key: str, owner):
@@ -352,7 +365,7 @@ def _parse_value(raw, annotation, key: str, owner):
     if origin is tuple:  # a list of strings; a single string is a list of one
         items = raw if isinstance(raw, list) else [raw]
         if not items or not all(isinstance(item, str) for item in items):
-            raise ConfigError(f"{key}: expected a path or a list of paths, got {raw!r}")
+            raise ConfigError(f"{key}: expected a string or a list of strings, got {raw!r}")
         return tuple(items)
     if annotation is Levels:
         low, high = NoiseConfig.LIMITS.get(key.rsplit(".", 1)[-1], (0.0, 255.0))

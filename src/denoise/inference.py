@@ -2,23 +2,27 @@
 command share: loading a model safely; padding an image to what the model needs and cropping back;
 overlapping tiles blended with a smooth window, so memory is bounded by the tile size and no seam
 shows; batching tiles; the self-ensemble (the mean of the outputs for flipped and rotated copies of
-the input); and the conversion between an image's channels and the model's (Denoiser)."""
+the input); and the conversion between an image's channels and the model's (Denoiser). A "model" here is
+a loaded Keras model, a model file, or an engine (engines.py: Keras, ONNX Runtime, OpenVINO, LiteRT)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from .config import ENSEMBLE_SIZES
+from .engines import open_engine
 from .errors import DenoiseError
-from .models import model_channels, size_multiple
 
 
-def load_model(path: str | Path) -> keras.Model:
+def load_model(path: str | Path):
     """Load a .keras model in Keras's safe mode: a file that carries Python code is refused."""
+    import keras
+
+    from . import models  # noqa: F401 - registers the package's own layers (NoiseLevelMap) for loading
+
     path = Path(path)
     if not path.is_file():
         raise DenoiseError(f"{path}: no model there; run `make repro` (or `dvc repro`) first to train one")
@@ -38,12 +42,6 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     height, width = image.shape[:2]
     pad = ((0, _padded_size(height, multiple) - height), (0, _padded_size(width, multiple) - width), (0, 0))
     return np.pad(image, pad, mode="symmetric")
-
-
-def _run(model: keras.Model, batch: np.ndarray) -> np.ndarray:
-    # predict_on_batch runs a traced (graph) function: on 2 CPU cores half the time of an eager call,
-    # whose per-layer dispatch cost as much as the arithmetic (0.10 against 0.18 s for a 481×321 image).
-    return np.asarray(model.predict_on_batch(batch), dtype=np.float32)
 
 
 # (quarter turns, then a left-right flip): the eight symmetries of a square, those that keep an
@@ -78,14 +76,15 @@ def self_ensemble(denoise, image: np.ndarray, count: int) -> np.ndarray:
     return mean_of_views(views(denoise, image, count))
 
 
-def _predict_once(model: keras.Model, image: np.ndarray) -> np.ndarray:
+def _predict_once(engine, image: np.ndarray) -> np.ndarray:
     height, width = image.shape[:2]
-    return _run(model, _pad_to_multiple(image, size_multiple(model))[None])[0, :height, :width]
+    return engine(_pad_to_multiple(image, engine.multiple)[None])[0, :height, :width]
 
 
-def predict(model: keras.Model, image: np.ndarray, ensemble: int = 1) -> np.ndarray:
+def predict(model, image: np.ndarray, ensemble: int = 1) -> np.ndarray:
     """Denoise one H×W×C image in a single pass, or as the mean of `ensemble` flipped/rotated passes."""
-    return self_ensemble(lambda view: _predict_once(model, view), image, ensemble)
+    engine = open_engine(model)
+    return self_ensemble(lambda view: _predict_once(engine, view), image, ensemble)
 
 
 def _starts(length: int, tile: int, step: int) -> list[int]:
@@ -120,16 +119,17 @@ def tile_grid(height: int, width: int, tile: int, overlap: int, multiple: int) -
     return shape, tile - step, [(y, x) for y in _starts(height, shape[0], step) for x in _starts(width, shape[1], step)]
 
 
-def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overlap: int = 64, batch_size: int = 4, progress=None) -> np.ndarray:
+def predict_tiled(model, image: np.ndarray, tile: int = 512, overlap: int = 64, batch_size: int = 4, progress=None) -> np.ndarray:
     """Denoise one H×W×C image tile by tile; equals `predict` up to the network's edge effects.
 
     `overlap` should be at least three times the network's receptive-field radius. `progress`, if given, is called
     with the number of tiles done after each batch.
     """
+    engine = open_engine(model)
     height, width, channels = image.shape
     if height <= tile and width <= tile:
-        return predict(model, image)
-    multiple = size_multiple(model)
+        return predict(engine, image)
+    multiple = engine.multiple
     (tile_h, tile_w), overlap, positions = tile_grid(height, width, tile, overlap, multiple)
     padded = _pad_to_multiple(image, multiple)
     full_h, full_w = padded.shape[:2]
@@ -139,7 +139,7 @@ def predict_tiled(model: keras.Model, image: np.ndarray, tile: int = 512, overla
     for first in range(0, len(positions), batch_size):
         chunk = positions[first : first + batch_size]
         tiles = np.stack([padded[y : y + tile_h, x : x + tile_w] for y, x in chunk])
-        for (y, x), out in zip(chunk, _run(model, tiles)):
+        for (y, x), out in zip(chunk, engine(tiles)):
             wy = window_h if y > 0 else np.maximum(window_h, np.arange(tile_h) < overlap)
             wx = window_w if x > 0 else np.maximum(window_w, np.arange(tile_w) < overlap)
             if y + tile_h >= full_h:
@@ -159,9 +159,9 @@ class Denoiser:
     channels and the model's: a gray model cleans a color image channel by channel; a color model
     cleans a gray image as RGB with equal channels, averaged back to gray."""
 
-    def __init__(self, model: keras.Model | str | Path, tile: int = 512, overlap: int = 64, batch: int = 4, ensemble: int = 1):
-        self.model = model if isinstance(model, keras.Model) else load_model(model)
-        self.channels = model_channels(self.model)
+    def __init__(self, model, tile: int = 512, overlap: int = 64, batch: int = 4, ensemble: int = 1, engine: str = "auto"):
+        self.engine = open_engine(model, engine)
+        self.channels = self.engine.channels
         if self.channels not in (1, 3):
             raise DenoiseError(f"{model}: the model takes {self.channels} channels; only gray (1) or RGB (3) models can be used")
         if ensemble not in ENSEMBLE_SIZES:
@@ -171,7 +171,7 @@ class Denoiser:
 
     def __call__(self, pixels: np.ndarray, progress=None) -> np.ndarray:
         def run(image):
-            return self_ensemble(lambda view: predict_tiled(self.model, view, self.tile, self.overlap, self.batch, progress), image, self.ensemble)
+            return self_ensemble(lambda view: predict_tiled(self.engine, view, self.tile, self.overlap, self.batch, progress), image, self.ensemble)
 
         if pixels.shape[-1] == self.channels:
             return run(pixels)
@@ -186,7 +186,7 @@ class Denoiser:
         height, width, channels = pixels.shape
 
         def tiles(h: int, w: int) -> int:
-            return 1 if h <= self.tile and w <= self.tile else len(tile_grid(h, w, self.tile, self.overlap, size_multiple(self.model))[2])
+            return 1 if h <= self.tile and w <= self.tile else len(tile_grid(h, w, self.tile, self.overlap, self.engine.multiple)[2])
 
         per_plane = sum(tiles(height, width) if turns % 2 == 0 else tiles(width, height) for turns, _ in VIEWS[: self.ensemble])
         return per_plane * (channels if self.channels == 1 and channels != 1 else 1)

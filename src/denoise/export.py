@@ -1,0 +1,113 @@
+"""Export a trained model to the formats people deploy it in: ONNX, OpenVINO IR, LiteRT (.tflite) and
+TensorFlow SavedModel, through Keras's own `model.export` (tf2onnx, OpenVINO's converter and the LiteRT
+converter underneath). The exported network is the float32 twin of the trained one (bf16-trained layers
+rebuilt in float32, same weights), with dynamic height and width; what a runtime needs to feed it (the
+side multiple, channels, the input's name and range) goes into a JSON file beside it, and into the file's
+own metadata where the format has a place for it (ONNX metadata_props, OpenVINO rt_info)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .engines import metadata_path
+from .errors import DenoiseError
+from .inference import load_model
+from .models import NoiseLevelMap, model_channels, size_multiple
+from .storage import atomic_path
+
+# format -> the exported file's suffix (a SavedModel is a folder)
+FORMATS = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite", "saved_model": ""}
+KERAS_FORMATS = {"onnx": "onnx", "openvino": "openvino", "litert": "litert", "saved_model": "tf_saved_model"}
+
+
+def float32_twin(model: keras.Model) -> keras.Model:
+    """The same network with every layer computing in float32 (a mixed_bfloat16 model keeps float32 weights,
+    so they carry over exactly); a float32 model comes back as it is."""
+    if trained_precision(model) == "float32":
+        return model
+
+    def rebuild(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    twin = keras.models.clone_model(model, clone_function=rebuild)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def trained_precision(model: keras.Model) -> str:
+    """float32, or the mixed policy (mixed_bfloat16) most of the model's layers compute in."""
+    names = [layer.dtype_policy.name for layer in model.layers]
+    return max(set(names), key=names.count) if any(name != "float32" for name in names) else "float32"
+
+
+def metadata(model: keras.Model, source: Path, file_format: str, precision: str) -> dict:
+    return {
+        "format": file_format,
+        "input": model.inputs[0].name,
+        "channels": model_channels(model),
+        "size_multiple": size_multiple(model),
+        "layout": "NHWC, float32 in [0, 1]; height and width any multiples of size_multiple",
+        "noise_map": any(isinstance(layer, NoiseLevelMap) for layer in model.layers),
+        "trained_precision": precision,
+        "source_model": str(source),
+        "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
+    }
+
+
+def export(model_path: str | Path, file_format: str, out: str | Path) -> Path:
+    """Export the .keras model at model_path as `file_format` to `out` (written atomically, with its
+    metadata JSON beside it); returns the exported path."""
+    if file_format not in FORMATS:
+        raise DenoiseError(f"--format: {file_format!r} is not one of {', '.join(FORMATS)}")
+    out = Path(out)
+    if FORMATS[file_format] and out.suffix != FORMATS[file_format]:
+        raise DenoiseError(f"{out}: a {file_format} model's file name ends in {FORMATS[file_format]}")
+    trained = load_model(model_path)
+    model = float32_twin(trained)
+    info = metadata(model, Path(model_path), file_format, trained_precision(trained))
+    side = 2 * info["size_multiple"]
+    model(np.zeros((1, side, side, info["channels"]), np.float32))  # Keras exports only a model that has been called
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as work:
+        made = Path(work) / out.name
+        model.export(str(made), format=KERAS_FORMATS[file_format], verbose=False)
+        if file_format == "onnx":
+            _onnx_metadata(made, info)
+        if file_format == "openvino":  # model.xml and its weights, model.bin
+            _openvino_metadata(made, info)
+            with atomic_path(out.with_suffix(".bin")) as tmp:
+                made.with_suffix(".bin").rename(tmp)
+        with atomic_path(out) as tmp:
+            made.rename(tmp)
+    with atomic_path(metadata_path(out)) as tmp:
+        tmp.write_text(json.dumps(info, indent=1) + "\n")
+    return out
+
+
+def _onnx_metadata(path: Path, info: dict) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {f"denoise.{key}": str(value) for key, value in info.items()})
+    onnx.save(proto, str(path))
+
+
+def _openvino_metadata(path: Path, info: dict) -> None:
+    import openvino as ov
+
+    network = ov.Core().read_model(str(path))
+    for key, value in info.items():
+        network.set_rt_info(str(value), ["denoise", key])
+    tagged = path.with_name("tagged-" + path.name)  # not over the files being read
+    ov.serialize(network, str(tagged))  # as Keras wrote it: float32 weights
+    del network
+    tagged.replace(path)
+    tagged.with_suffix(".bin").replace(path.with_suffix(".bin"))
