@@ -127,3 +127,15 @@ def test_cli_exports_and_runs_an_export(exported, tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "cannot run a .keras file" in bad.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_exports_are_byte_identical_run_to_run(exported, tmp_path):
+    """Same model, same files, as the export stage runs it (a process each time): tf2onnx's own node and
+    dimension names vary from run to run, and export.py renames them by their place in the graph."""
+    script = "import sys; from denoise.export import export; [export(sys.argv[1], f, sys.argv[2] + '/' + n) for f, n in %r.items()]" % FILES
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        subprocess.run([sys.executable, "-c", script, str(exported / "model.keras"), str(tmp_path / run)], check=True, capture_output=True)
+    for name in FILES.values():
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a" / "model.bin").read_bytes() == (tmp_path / "b" / "model.bin").read_bytes()

@@ -96,8 +96,42 @@ def _onnx_metadata(path: Path, info: dict) -> None:
     import onnx
 
     proto = onnx.load(str(path))
+    _canonical_names(proto.graph)
     onnx.helper.set_model_props(proto, {f"denoise.{key}": str(value) for key, value in info.items()})
     onnx.save(proto, str(path))
+
+
+def _canonical_names(graph) -> None:
+    """Name nodes and internal tensors by their place in the graph, so that the same network gives the same
+    bytes: tf2onnx numbers them from counters that differ from run to run (the graph itself does not)."""
+    keep = {value.name for value in (*graph.input, *graph.output)}
+    weights = {tensor.name for tensor in graph.initializer}
+    names: dict[str, str] = {}
+    for k, node in enumerate(graph.node):
+        node.name = f"node{k}"
+        for name in node.input:
+            if name in weights and name not in names:
+                names[name] = f"weight{len(names)}"
+        for j, name in enumerate(node.output):
+            if name not in keep:
+                names[name] = f"node{k}:{j}"
+    for node in graph.node:
+        node.input[:] = [names.get(name, name) for name in node.input]
+        node.output[:] = [names.get(name, name) for name in node.output]
+    for collection in (graph.initializer, graph.value_info):
+        items = sorted(collection, key=lambda item: names.get(item.name, item.name))
+        for item in items:
+            item.name = names.get(item.name, item.name)
+        del collection[:]
+        collection.extend(items)
+    symbols: dict[str, str] = {}  # tf2onnx's unk__N dynamic dimensions, counted up across runs too
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        for k, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.dim_param:
+                if value in graph.input or value in graph.output:
+                    symbols.setdefault(dim.dim_param, ("batch", "height", "width")[k] if k < 3 else f"dim{len(symbols)}")
+                dim.dim_param = symbols.setdefault(dim.dim_param, f"dim{len(symbols)}")
+    graph.doc_string = ""
 
 
 def _openvino_metadata(path: Path, info: dict) -> None:
