@@ -111,7 +111,7 @@ def test_test_source_takes_one_folder_or_a_list(monkeypatch, tmp_path):
     raw["split"]["test_source"] = [str(tmp_path), "tests"]
     assert parse_params(raw).split.test_source == (str(tmp_path), "tests")
     raw["split"]["test_source"] = [3]
-    with pytest.raises(ConfigError, match=r"^split\.test_source: expected a path or a list of paths"):
+    with pytest.raises(ConfigError, match=r"^split\.test_source: expected a string or a list of strings"):
         parse_params(raw)
 
 
@@ -130,3 +130,11 @@ def test_stage_stops_with_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: noise.sigma: -1 is out of range; allowed [0, 255]"]
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("formats, message", [(["onnx", "pt"], r"export\.formats: unknown value 'pt'; allowed: onnx, openvino, litert, saved_model"),
+                                              (["onnx", "onnx"], r"export\.formats: \['onnx', 'onnx'\] lists a format twice")])
+def test_export_formats_are_checked(formats, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_params({**defaults(), "export": {"formats": formats}})
+    assert parse_params({**defaults(), "export": {"formats": "litert"}}).export.formats == ("litert",)
