@@ -24,7 +24,8 @@ def first_run(repo):
 
 
 def test_repro_runs_every_stage_and_writes_metrics(repo, first_run):
-    assert set(stages_run(first_run)) == {"prepare", "noise", "split", "baseline", "train", "train_reference", "evaluate"}
+    assert set(stages_run(first_run)) == {"prepare", "noise", "split", "baseline", "train", "train_reference", "export", "evaluate"}
+    assert (repo / "models" / "export" / "model.onnx").is_file() and (repo / "models" / "export" / "model.onnx.json").is_file()
     metrics = json.loads((repo / "eval" / "metrics.json").read_text())
     assert metrics["baseline_method"] == "nlm"
     assert set(metrics["test"]) == {"sigma_15", "sigma_50"}
