@@ -25,7 +25,9 @@ SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
 BASELINES = ("auto", "bm3d", "nlm", "none")
-EXPORT_FORMATS = ("onnx", "openvino", "litert", "saved_model")  # export.formats: what `denoise export` writes
+# export.formats: what `denoise export` writes, and the exported file's suffix (a SavedModel is a folder)
+EXPORT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite", "saved_model": ""}
+EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
 ENSEMBLE_SIZES = (1, 2, 4, 8)  # evaluate.self_ensemble: how many flips/rotations of each input are averaged
 UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-resolution layers"}
 

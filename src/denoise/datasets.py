@@ -40,6 +40,12 @@ def _decode(path: Path, name: str, config: DataConfig, dtype=None) -> tuple[dict
     return entry, (to_stored(pixels, dtype) if dtype else pixels)
 
 
+def _named_files(source: str, key: str) -> list[tuple[Path, str]]:
+    """(file, name) for every image of a source; the name is its path inside the source's folder."""
+    folder, files = source_files(source, key)
+    return [(path, path.relative_to(folder).as_posix()) for path in files]
+
+
 def _decode_files(job):
     """The (entry, pixels) pairs of one shard's files, decoded in a worker process."""
     files, config, dtype = job
@@ -55,9 +61,8 @@ def prepare_stack(path: str | Path, source: str, config: DataConfig, processes: 
     """Decode every image of `source` into a 16-bit clean stack at `path`: shards of files grouped by the
     sizes their headers give, each decoded and written by a worker process (default: every core). Returns
     the image count and the undecodable files with a reason; with no usable image, nothing is written."""
-    folder, files = source_files(source)
-    named = [(path, path.relative_to(folder).as_posix()) for path in files]
-    sizes = [images.decoded_size(file, config.channels, config.max_side) * 2 for file in files]
+    named = _named_files(source, "data.source")
+    sizes = [images.decoded_size(file, config.channels, config.max_side) * 2 for file, _ in named]
     jobs = (([named[k] for k in group], config, np.uint16) for group in shard_groups(sizes))
     skipped: list[dict] = []
 
@@ -72,9 +77,8 @@ def prepare_stack(path: str | Path, source: str, config: DataConfig, processes: 
 def prepare(source: str, config: DataConfig, key: str = "data.source") -> tuple[Stack, list[dict]]:
     """Decode every image of `source` into a clean stack in memory, in this process; undecodable files are
     skipped with a reason."""
-    folder, files = source_files(source, key)
     stack, skipped = Stack(), []
-    for entry, pixels in _decode_files(([(path, path.relative_to(folder).as_posix()) for path in files], config, None)):
+    for entry, pixels in _decode_files((_named_files(source, key), config, None)):
         if pixels is None:
             skipped.append(entry)
         else:

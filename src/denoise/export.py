@@ -15,15 +15,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .config import EXPORT_SUFFIXES
 from .engines import metadata_path
 from .errors import DenoiseError
 from .inference import load_model
 from .models import NoiseLevelMap, model_channels, size_multiple
 from .storage import atomic_path
 
-# format -> the exported file's suffix (a SavedModel is a folder)
-FORMATS = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite", "saved_model": ""}
-KERAS_FORMATS = {"onnx": "onnx", "openvino": "openvino", "litert": "litert", "saved_model": "tf_saved_model"}
 
 
 def float32_twin(model: keras.Model) -> keras.Model:
@@ -65,11 +63,12 @@ def metadata(model: keras.Model, source: Path, file_format: str, precision: str)
 def export(model_path: str | Path, file_format: str, out: str | Path) -> Path:
     """Export the .keras model at model_path as `file_format` to `out` (written atomically, with its
     metadata JSON beside it); returns the exported path."""
-    if file_format not in FORMATS:
-        raise DenoiseError(f"--format: {file_format!r} is not one of {', '.join(FORMATS)}")
+    if file_format not in EXPORT_SUFFIXES:
+        raise DenoiseError(f"--format: {file_format!r} is not one of {', '.join(EXPORT_SUFFIXES)}")
     out = Path(out)
-    if FORMATS[file_format] and out.suffix != FORMATS[file_format]:
-        raise DenoiseError(f"{out}: a {file_format} model's file name ends in {FORMATS[file_format]}")
+    suffix = EXPORT_SUFFIXES[file_format]
+    if suffix and out.suffix != suffix:
+        raise DenoiseError(f"{out}: a {file_format} model's file name ends in {suffix}")
     trained = load_model(model_path)
     model = float32_twin(trained)
     info = metadata(model, Path(model_path), file_format, trained_precision(trained))
@@ -78,7 +77,7 @@ def export(model_path: str | Path, file_format: str, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as work:
         made = Path(work) / out.name
-        model.export(str(made), format=KERAS_FORMATS[file_format], verbose=False)
+        model.export(str(made), format="tf_saved_model" if file_format == "saved_model" else file_format, verbose=False)
         if file_format == "onnx":
             _onnx_metadata(made, info)
         if file_format == "openvino":  # model.xml and its weights, model.bin
