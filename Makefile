@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench levers bench-scale step-time
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench levers bench-scale step-time tune tune-dashboard
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,9 +35,10 @@ test: $(INSTALLED)
 clean-venv:
 	rm -rf $(VENV)
 
-# Speed and memory of the `denoise` command on this machine (needs the trained model: make repro).
+# Speed and memory of the `denoise` command on this machine (needs the trained model: make repro), per engine;
+# with $(DATA)/bsd68 present, also each engine's PSNR there at σ 25 (the int8 model's quality check).
 bench-cli: $(INSTALLED)
-	$(BIN)/python bench/cli_bench.py
+	$(BIN)/python bench/cli_bench.py $(if $(wildcard $(DATA)/bsd68),--quality $(DATA)/bsd68)
 
 # The README's before/after picture, made with the `denoise` command and the trained model.
 figure: $(INSTALLED)
@@ -86,3 +87,18 @@ bench-scale: $(INSTALLED)
 # Seconds per training step of params.yaml's model under each Keras backend and precision.
 step-time: $(INSTALLED)
 	$(BIN)/python bench/step_time.py
+
+# Hyperparameter search (Optuna): every trial a DVC experiment (dvc exp show lists them); rerun to resume.
+# SPACE: search-space file; TRIALS in all; WORKERS at once; STORAGE: journal file or sqlite:///…, postgresql://… (shared)
+SPACE ?= bench/tune-space.yaml
+TRIALS ?= 20
+WORKERS ?= 1
+STORAGE ?= .optuna/journal.log
+STUDY ?= tune
+SEED ?= 0
+tune: $(BM3D)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m denoise.tuning --space $(SPACE) --trials $(TRIALS) --workers $(WORKERS) --storage $(STORAGE) --study $(STUDY) --seed $(SEED)
+
+# The study's history in a browser (optuna-dashboard on the same storage).
+tune-dashboard: $(INSTALLED)
+	$(BIN)/optuna-dashboard $(if $(findstring ://,$(STORAGE)),$(STORAGE),$(abspath $(STORAGE)))

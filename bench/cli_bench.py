@@ -1,9 +1,11 @@
 """Benchmark the `denoise` command per engine: megapixels per second, peak memory and PSNR on this machine.
 
-Usage: python bench/cli_bench.py [--model models/model.keras] [--exports models/export]
+Usage: python bench/cli_bench.py [--model models/model.keras] [--exports models/export] [--quality ../shared/datasets/bsd68]
 Inputs are made from scikit-image's bundled photos plus Gaussian noise (σ = 25), in a temp folder; each engine
 runs the same model (the .keras file, or its exports: make repro writes them) with the same tiling. Peak RSS
-comes from /usr/bin/time -v around each command; PSNR is each output's against the clean photo.
+comes from /usr/bin/time -v around each command; PSNR is each output's against the clean photo. With
+--quality FOLDER, a second table: each row's mean PSNR over that folder's images with σ = 25 noise (seeded),
+through the same tiling in this process (the int8 model's quality check: BSD68).
 """
 
 import argparse
@@ -52,8 +54,8 @@ def psnr(output: Path) -> str:
     return f"{10 * np.log10(255**2 / error):.3f}"
 
 
-def run(args: list[str], model: str, engine: str) -> tuple[str, float]:
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "denoise.cli", *args, "--model", model, "--engine", engine, "--overwrite"]
+def run(args: list[str], model: str, engine: str, tiling: list[str]) -> tuple[str, float]:
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "denoise.cli", *args, "--model", model, "--engine", engine, "--overwrite", *tiling]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if result.returncode != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{result.stderr[-2000:]}")
@@ -62,30 +64,57 @@ def run(args: list[str], model: str, engine: str) -> tuple[str, float]:
     return summary, rss_kb / 1024**2
 
 
-ENGINES = (("keras", "{model}"), ("openvino", "{exports}/model.xml"), ("onnxruntime", "{exports}/model.onnx"), ("litert", "{exports}/model.tflite"))
+# (row, engine, model file): the .keras model and the export stage's files
+ROWS = (("keras", "keras", "{model}"), ("openvino", "openvino", "{exports}/model.xml"), ("openvino int8", "openvino", "{exports}/model_int8.xml"),
+        ("onnxruntime", "onnxruntime", "{exports}/model.onnx"), ("litert", "litert", "{exports}/model.tflite"))
+
+
+def quality(folder: Path, rows: list[tuple[str, str, str]]) -> None:
+    from denoise.images import find_images, read_image
+    from denoise.inference import Denoiser
+
+    rng = np.random.default_rng(0)
+    clean = [read_image(path).pixels for path in find_images(folder)]
+    noisy = [image + rng.normal(0, 25 / 255, image.shape).astype(np.float32) for image in clean]
+    print(f"\n| engine | {folder.name}, σ = 25: mean PSNR (dB) | against keras |\n|---|---|---|")
+    first = None
+    for row, engine, model in rows:
+        denoiser = Denoiser(model, engine=engine)
+        score = np.mean([10 * np.log10(1 / np.mean((np.clip(denoiser(n), 0, 1) - c) ** 2)) for n, c in zip(noisy, clean)])
+        first = score if first is None else first
+        print(f"| {row} | {score:.3f} | {score - first:+.3f} |", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/model.keras")
     parser.add_argument("--exports", default="models/export", help="the model's exports (the export stage's folder)")
+    parser.add_argument("--tile", type=int, default=512, help="the tile side every row uses (denoise --tile)")
+    parser.add_argument("--batch", type=int, default=4, help="tiles per forward pass (denoise --batch)")
+    parser.add_argument("--quality", type=Path, help="a folder of clean images: also each row's PSNR on them at σ = 25")
     args = parser.parse_args()
-    print(f"`denoise` on {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {args.model} and its exports in {args.exports}\n")
+    tiling = ["--tile", str(args.tile), "--batch", str(args.batch)]
+    print(f"`denoise` on {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {args.model} and its exports in {args.exports}; "
+          f"tile {args.tile}, batch {args.batch}\n")
     print("| engine | input | megapixels/s (processing) | × keras | peak RSS (GB) | PSNR (dB) |")
     print("|---|---|---|---|---|---|")
-    keras_rate = {}
+    keras_rate, present = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         inputs = make_inputs(Path(tmp))
-        for engine, model in ENGINES:
+        for row, engine, model in ROWS:
             model = model.format(model=args.model, exports=args.exports)
             if not Path(model).exists():
-                print(f"| {engine} | (no {model}: run make repro) | – | – | – | – |", flush=True)
+                print(f"| {row} | (no {model}: run make repro) | – | – | – | – |", flush=True)
                 continue
+            present.append((row, engine, model))
             for label, cli_args in inputs.items():
-                summary, rss = run(cli_args, model, engine)
+                summary, rss = run(cli_args, model, engine, tiling)
                 rate = float(re.search(r"\(([\d.]+) MP/s\)", summary).group(1))
                 keras_rate.setdefault(label, rate)
-                print(f"| {engine} | {label} | {rate:.2f} | {rate / keras_rate[label]:.2f} | {rss:.2f} | {psnr(Path(cli_args[2]))} |", flush=True)
+                print(f"| {row} | {label} | {rate:.2f} | {rate / keras_rate[label]:.2f} | {rss:.2f} | {psnr(Path(cli_args[2]))} |", flush=True)
+
+    if args.quality:
+        quality(args.quality, present)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def main():
     params = load_params()
     config = getattr(params, section)
     use_backend(config.backend, f"{section}.backend")
-    from denoise import training
+    from denoise import training, trials
     from denoise.datasets import load_split
     from denoise.storage import read_json
 
@@ -47,6 +47,7 @@ def main():
     state = training.train(
         config, params.noise, load_split("data/split", "train"), load_split("data/split", "val"),
         model_path=Path("models/model.keras" if section == "train" else f"models/{section}.keras"), live_dir=live_dir, checkpoint_dir=checkpoint_dir,
+        extra_callbacks=trials.callbacks() if section == "train" else [],  # make tune's pruning
     )
     print(f"{section}: best val PSNR {state['best_val_psnr']:.2f} dB at epoch {state['best_epoch']} "
           f"({state['backend']}, {state['precision']}, {state['devices']} device(s))")

@@ -165,18 +165,20 @@ def fingerprint(config: TrainConfig, noise: NoiseConfig, train_clean: Stack, pre
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Stack], val_pairs: tuple[Stack, Stack], model_path: Path, live_dir: Path, checkpoint_dir: Path) -> dict:
+def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Stack], val_pairs: tuple[Stack, Stack], model_path: Path, live_dir: Path, checkpoint_dir: Path,
+          extra_callbacks: list = ()) -> dict:
     """Train and write the best model (by validation PSNR) to model_path; returns the final state.
 
     The last train.final.epochs run as a second fit() on the final loss (the model recompiled with the same
-    optimizer, whose state carries over) and the final patch and batch size."""
+    optimizer, whose state carries over) and the final patch and batch size. `extra_callbacks` run after
+    validation each epoch; one that stops training (a pruned tuning trial) ends the run there."""
     with distributed(config) as devices:
         precision = set_precision(config.mixed_precision)
-        state = _train(config, noise, train_pairs, val_pairs, model_path, live_dir, checkpoint_dir, precision)
+        state = _train(config, noise, train_pairs, val_pairs, model_path, live_dir, checkpoint_dir, precision, list(extra_callbacks))
     return {**state, "devices": devices}
 
 
-def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Path, checkpoint_dir: Path, precision: str) -> dict:
+def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Path, checkpoint_dir: Path, precision: str, extra: list) -> dict:
     keras.utils.set_random_seed(config.seed)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     run_fingerprint = fingerprint(config, noise, train_pairs[0], precision)
@@ -192,7 +194,7 @@ def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Pa
         model = models.build_model(config.model, channels=train_pairs[0].images[0].shape[-1])
         optimizer = adam(config)
     sampler = PatchSampler(*train_pairs, config, noise)
-    callbacks = [ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, live_dir, run_fingerprint, state)]
+    callbacks = [ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, live_dir, run_fingerprint, state), *extra]
     first_final = config.epochs - config.final.epochs
     phases = [(config.loss, start, min(first_final, config.epochs)), (config.final.loss or config.loss, max(start, first_final), config.epochs)]
     for loss, begin, end in phases:
@@ -202,6 +204,8 @@ def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Pa
         data = batches(sampler, begin * config.steps_per_epoch, (end - begin) * config.steps_per_epoch, part=processes())
         model.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2)
+        if model.stop_training:
+            break
     state.update(complete=True, precision=precision, backend=keras.backend.backend())
     if processes()[0] == 0:
         with atomic_path(model_path) as tmp:
