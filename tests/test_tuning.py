@@ -113,3 +113,11 @@ def test_two_processes_in_two_clones_join_one_study(repo, tmp_path):
     assert len({t.user_attrs["owner"] for t in joint.trials}) == 2  # both processes ran trials of the one study
     listed = [{n.removesuffix("-pruned") for n in experiments(clone)} for clone in clones]
     assert listed[0] | listed[1] == {t.user_attrs["experiment"] for t in joint.trials} and not listed[0] & listed[1]
+
+
+def test_a_batch_of_failed_trials_stops_the_study_with_where_to_look(repo):
+    write_space(repo / "bad.yaml", {"fixed": {"train.epochs": 1}, "search": {"train.sampling.patch_size": [20]}})  # not a multiple of 8
+    result = subprocess.run([sys.executable, "-m", "denoise.tuning", "--space", "bad.yaml", "--storage", ".optuna/journal.log", "--study", "bad",
+                             "--trials", "3"], cwd=repo, capture_output=True, text=True)
+    assert result.returncode != 0 and "every trial of the last batch failed (bad-0); `dvc queue logs bad-0` shows why" in result.stderr
+    assert [t.state.name for t in study(repo, "bad").trials] == ["FAIL"]

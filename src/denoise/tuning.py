@@ -180,11 +180,11 @@ def open_study(name: str, storage: str, seed: int, warmup: int):
     return study
 
 
-def _finish(study, trial_id: int, name: str) -> str:
+def _finish(study, number: int, name: str) -> str:
     """Tell the study how the experiment `name` ended: its objective, pruned, or failed."""
     import optuna
 
-    trial = next(t for t in study.get_trials(deepcopy=False) if t._trial_id == trial_id)
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     value = experiment_objective(name)
     if value is None:
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
@@ -206,7 +206,7 @@ def _recover(study, owner_host: str) -> None:
         owner = trial.user_attrs.get("owner", "")
         host, _, pid = owner.partition(":")
         if host == owner_host and pid.isdigit() and not _alive(int(pid)):
-            print(f"{trial.user_attrs['experiment']}: left by an interrupted run; {_finish(study, trial._trial_id, trial.user_attrs['experiment'])}")
+            print(f"{trial.user_attrs['experiment']}: left by an interrupted run; {_finish(study, trial.number, trial.user_attrs['experiment'])}")
 
 
 def _alive(pid: int) -> bool:
@@ -242,12 +242,15 @@ def tune(space: Space, trials: int, workers: int, storage: str, study_name: str,
             trial.set_user_attr("experiment", name)
             trial.set_user_attr("owner", f"{host}:{os.getpid()}")
             _dvc("exp", "run", "--queue", "--name", name, *overrides({**space.fixed, **values}), "train")  # up to training: no test
-            batch[name] = trial._trial_id
+            batch[name] = trial.number
             print(f"{name}: queued {values}", flush=True)
         _dvc("queue", "start", "--jobs", str(workers), env=env)
         _wait(set(batch), workers, env, poll)
-        for name, trial_id in batch.items():
-            print(f"{name}: {_finish(study, trial_id, name)}", flush=True)
+        outcomes = {name: _finish(study, number, name) for name, number in batch.items()}
+        for name, outcome in outcomes.items():
+            print(f"{name}: {outcome}", flush=True)
+        if all(outcome == "failed" for outcome in outcomes.values()):
+            raise DenoiseError(f"every trial of the last batch failed ({', '.join(outcomes)}); `dvc queue logs {next(iter(outcomes))}` shows why")
     best = study.best_trial
     print(f"best: {best.user_attrs['experiment']} {best.value:.3f} dB (validation) with {best.params}; `dvc exp apply {best.user_attrs['experiment']}` "
           f"then `dvc repro` evaluates it on the test set")
