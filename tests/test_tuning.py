@@ -39,6 +39,10 @@ def test_space_and_overrides(tmp_path):
     space = tuning.load_space(write_space(tmp_path / "space.yaml"), ROOT / "params.yaml")
     assert [d.key for d in space.dimensions] == ["train.optimizer.learning_rate", "train.sampling.batch_size"]
     assert space.dimensions[0].log and space.dimensions[1].choices == (2, 4)
+    assert tuning.current_values(space, ROOT / "params.yaml") is None  # params.yaml's batch size, 8, is not among [2, 4]
+    wider = tuning.load_space(write_space(tmp_path / "wider.yaml", {**SPACE, "search": {**SPACE["search"], "train.sampling.batch_size": [4, 8]}}),
+                              ROOT / "params.yaml")
+    assert tuning.current_values(wider, ROOT / "params.yaml") == {"train.optimizer.learning_rate": 0.001, "train.sampling.batch_size": 8}
     assert tuning.overrides({"train.epochs": 3, "train.loss": "l1", "train.optimizer.learning_rate": 0.0005}) == [
         "-S", "train.epochs=3", "-S", "train.loss=l1", "-S", "train.optimizer.learning_rate=0.0005"]
 

@@ -105,6 +105,20 @@ def load_space(path: str | Path, params_path: str | Path = "params.yaml") -> Spa
     return Space(tuple(dimensions), fixed, warmup)
 
 
+def current_values(space: Space, params_path: str | Path = "params.yaml") -> dict | None:
+    """params.yaml's own value of every searched key, or None if one of them lies outside the space."""
+    params, values = yaml.safe_load(Path(params_path).read_text()), {}
+    for dim in space.dimensions:
+        value = params
+        for part in dim.key.split("."):
+            value = value[part]
+        inside = value in dim.choices if dim.choices is not None else isinstance(value, (int, float)) and dim.low <= value <= dim.high
+        if not inside:
+            return None
+        values[dim.key] = value
+    return values
+
+
 def overrides(values: dict) -> list[str]:
     """`-S key=value` arguments for dvc exp run (values written as YAML, as DVC parses them)."""
     args = []
@@ -228,6 +242,10 @@ def finished(study) -> int:
 def tune(space: Space, trials: int, workers: int, storage: str, study_name: str, seed: int = 0, poll: float = 2.0) -> None:
     """Run the study until `trials` trials have finished (complete or pruned), `workers` at a time."""
     study = open_study(study_name, storage, seed, space.pruner_warmup_epochs)
+    if not study.trials:  # the first trial is params.yaml as it is, where the space holds it: the point to beat
+        current = current_values(space)
+        if current:
+            study.enqueue_trial(current)
     host = socket.gethostname()
     _recover(study, host)
     # the queue's workers run the stages: with this Python's environment first on PATH (dvc, python), and the study
