@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench levers bench-scale step-time tune tune-dashboard
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench levers bench-scale step-time tune tune-show tune-dashboard
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,10 @@ STUDY ?= tune
 SEED ?= 0
 tune: $(BM3D)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m denoise.tuning --space $(SPACE) --trials $(TRIALS) --workers $(WORKERS) --storage $(STORAGE) --study $(STUDY) --seed $(SEED)
+
+# The study's trials as a markdown table (experiment, state, validation PSNR, values).
+tune-show: $(INSTALLED)
+	$(BIN)/python -m denoise.tuning --show --storage $(STORAGE) --study $(STUDY)
 
 # The study's history in a browser (optuna-dashboard on the same storage).
 tune-dashboard: $(INSTALLED)

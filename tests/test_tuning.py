@@ -80,6 +80,8 @@ def test_four_trials_two_at_a_time_are_four_experiments_then_the_study_resumes(r
         assert (f"tune-{trial.number}-pruned" in names) == (trial.state.name == "PRUNED")
     shown = dvc(repo, "exp", "show", "--md", "--only-changed")
     assert all(f"[{name}]" in shown for name in names) and "learning_rate" in shown
+    shown = tune(repo, "--show")
+    assert all(f"| tune-{t.number} | {t.state.name.lower()} |" in shown for t in trials)
     best = study(repo).best_trial
     assert best.value == max(t.value for t in trials if t.state.name == "COMPLETE")
 

@@ -274,6 +274,20 @@ def tune(space: Space, trials: int, workers: int, storage: str, study_name: str,
           f"then `dvc repro` evaluates it on the test set")
 
 
+def table(study) -> str:
+    """The study as a markdown table: each trial's experiment, state, best validation PSNR (for a pruned one,
+    its best epoch before it stopped), epochs reported, and values."""
+    trials = study.get_trials(deepcopy=False)
+    keys = sorted({key for trial in trials for key in trial.params})
+    lines = ["| experiment | state | val PSNR (dB) | epochs | " + " | ".join(keys) + " |", "|---" * (4 + len(keys)) + "|"]
+    for trial in trials:
+        reported = trial.intermediate_values
+        best = trial.value if trial.value is not None else max(reported.values(), default=float("nan"))
+        cells = [trial.user_attrs.get("experiment", str(trial.number)), trial.state.name.lower(), f"{best:.3f}", str(len(reported))]
+        lines.append("| " + " | ".join(cells + [f"{trial.params[k]:.3g}" if isinstance(trial.params.get(k), float) else str(trial.params.get(k, "–")) for k in keys]) + " |")
+    return "\n".join(lines)
+
+
 @exit_on_error
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="make tune", description=__doc__.splitlines()[0])
@@ -283,7 +297,13 @@ def main(argv=None):
     parser.add_argument("--storage", default=".optuna/journal.log", help="a journal file (default), or an RDB URL: sqlite:///tune.db, postgresql://...")
     parser.add_argument("--study", default="tune", help="study name; experiments are named STUDY-N")
     parser.add_argument("--seed", type=int, default=0, help="the TPE sampler's seed (plus the trials already in the study); give each machine joining a study its own")
+    parser.add_argument("--show", action="store_true", help="print the study's trials as a table and stop")
     args = parser.parse_args(argv)
+    if args.show:
+        import optuna
+
+        print(table(optuna.load_study(study_name=args.study, storage=open_storage(args.storage))))
+        return
     for flag in ("trials", "workers"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag}: must be at least 1")
