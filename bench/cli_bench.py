@@ -4,8 +4,8 @@ Usage: python bench/cli_bench.py [--model models/model.keras] [--exports models/
 Inputs are made from scikit-image's bundled photos plus Gaussian noise (σ = 25), in a temp folder; each engine
 runs the same model (the .keras file, or its exports: make repro writes them) with the same tiling. Peak RSS
 comes from /usr/bin/time -v around each command; PSNR is each output's against the clean photo. With
---quality FOLDER, a second table: each row's mean PSNR over that folder's images with σ = 25 noise (seeded),
-through the same tiling in this process (the int8 model's quality check: BSD68).
+--quality FOLDER, a second table: each row's mean PSNR (8-bit, as the pipeline scores) over that folder's images
+with σ = 25 noise (seeded), through the same tiling in this process (the int8 model's quality check: BSD68).
 """
 
 import argparse
@@ -72,15 +72,16 @@ ROWS = (("keras", "keras", "{model}"), ("openvino", "openvino", "{exports}/model
 def quality(folder: Path, rows: list[tuple[str, str, str]]) -> None:
     from denoise.images import find_images, read_image
     from denoise.inference import Denoiser
+    from denoise.metrics import psnr as protocol_psnr
+    from denoise.noise import add_noise
 
-    rng = np.random.default_rng(0)
     clean = [read_image(path).pixels for path in find_images(folder)]
-    noisy = [image + rng.normal(0, 25 / 255, image.shape).astype(np.float32) for image in clean]
+    noisy = [add_noise(image, "gaussian", 25, seed=(0, k)) for k, image in enumerate(clean)]
     print(f"\n| engine | {folder.name}, σ = 25: mean PSNR (dB) | against keras |\n|---|---|---|")
     first = None
     for row, engine, model in rows:
         denoiser = Denoiser(model, engine=engine)
-        score = np.mean([10 * np.log10(1 / np.mean((np.clip(denoiser(n), 0, 1) - c) ** 2)) for n, c in zip(noisy, clean)])
+        score = np.mean([protocol_psnr(c, denoiser(n)) for n, c in zip(noisy, clean)])
         first = score if first is None else first
         print(f"| {row} | {score:.3f} | {score - first:+.3f} |", flush=True)
 

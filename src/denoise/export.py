@@ -1,8 +1,8 @@
 """Export a trained model to the formats people deploy it in: ONNX, OpenVINO IR, LiteRT (.tflite) and
 TensorFlow SavedModel, through Keras's own `model.export` (tf2onnx, OpenVINO's converter and the LiteRT
 converter underneath), and OpenVINO with int8 weights and activations (NNCF post-training quantization,
-its ranges set on noisy patches like the ones the model will see). The exported network is the float32 twin of the trained one (bf16-trained layers
-rebuilt in float32, same weights), with dynamic height and width; what a runtime needs to feed it (the
+its ranges set on noisy patches like the ones the model will see). The exported network is the float32
+twin of the trained one (bf16-trained layers rebuilt in float32, same weights), with dynamic height and width; what a runtime needs to feed it (the
 side multiple, channels, the input's name and range) goes into a JSON file beside it, and into the file's
 own metadata where the format has a place for it (ONNX metadata_props, OpenVINO rt_info)."""
 
@@ -180,8 +180,8 @@ def _openvino_metadata(path: Path, info: dict, calibration: list[np.ndarray] | N
 
 def _quantize(network, calibration: list[np.ndarray]):
     """int8 weights and activations (NNCF's post-training quantization, MIXED preset: symmetric weights,
-    asymmetric activations) with ranges from the calibration inputs. Measured in docs/benchmark.md: 1.7×
-    the bf16 OpenVINO speed here for 0.03 dB on BSD68 σ 25."""
+    asymmetric activations) with ranges from the calibration inputs. Measured in docs/benchmark.md
+    (make bench-cli): 1.27–1.31× the bf16 OpenVINO model end to end here, for 0.03 dB on BSD68 σ 25."""
     import contextlib
     import io
     import logging

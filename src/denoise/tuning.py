@@ -16,6 +16,7 @@ study: it runs trials until --trials have finished in all."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -60,13 +61,17 @@ class Space:
     pruner_warmup_epochs: int = 1
 
 
-def _has_key(params: dict, key: str) -> bool:
+_MISSING = object()
+
+
+def _lookup(params: dict, key: str):
+    """params' value at a dotted key (train.optimizer.learning_rate), or _MISSING."""
     node = params
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
-            return False
+            return _MISSING
         node = node[part]
-    return True
+    return node
 
 
 def load_space(path: str | Path, params_path: str | Path = "params.yaml") -> Space:
@@ -82,7 +87,7 @@ def load_space(path: str | Path, params_path: str | Path = "params.yaml") -> Spa
     params = yaml.safe_load(Path(params_path).read_text())
     fixed = raw.get("fixed") or {}
     for key in [*raw["search"], *fixed]:
-        if not _has_key(params, key):
+        if _lookup(params, key) is _MISSING:
             raise ConfigError(f"{path}: {key}: not a key of {params_path}")
     dimensions = []
     for key, spec in raw["search"].items():
@@ -109,9 +114,7 @@ def current_values(space: Space, params_path: str | Path = "params.yaml") -> dic
     """params.yaml's own value of every searched key, or None if one of them lies outside the space."""
     params, values = yaml.safe_load(Path(params_path).read_text()), {}
     for dim in space.dimensions:
-        value = params
-        for part in dim.key.split("."):
-            value = value[part]
+        value = _lookup(params, dim.key)
         inside = value in dim.choices if dim.choices is not None else isinstance(value, (int, float)) and dim.low <= value <= dim.high
         if not inside:
             return None
@@ -148,7 +151,7 @@ def experiment_objective(name: str) -> float | None:
     shown = subprocess.run(["git", "show", f"{ref}:{OBJECTIVE}"], capture_output=True, text=True)
     if shown.returncode != 0:
         return None
-    return float(yaml.safe_load(shown.stdout)["best_val_psnr"])
+    return float(json.loads(shown.stdout)["best_val_psnr"])
 
 
 def _queue_states(names: set[str]) -> tuple[dict[str, str], int]:
