@@ -36,7 +36,7 @@ clean-venv:
 	rm -rf $(VENV)
 
 # Speed and memory of the `denoise` command on this machine (needs the trained model: make repro), per engine;
-# with $(DATA)/bsd68 present, also each engine's PSNR there at σ 25 (the int8 model's quality check).
+# with $(DATA)/bsd68 present, also each engine's PSNR there at σ 25.
 bench-cli: $(INSTALLED)
 	$(BIN)/python bench/cli_bench.py $(if $(wildcard $(DATA)/bsd68),--quality $(DATA)/bsd68)
 

@@ -12,7 +12,6 @@ from PIL import Image
 
 from denoise import engines, export, inference, metrics, models
 from denoise.errors import DenoiseError
-from denoise.storage import Stack, save_stack
 
 FILES = {"onnx": "model.onnx", "openvino": "model.xml", "litert": "model.tflite"}
 ENGINE_OF = {"onnx": "onnxruntime", "openvino": "openvino", "litert": "litert"}
@@ -32,14 +31,6 @@ def exported(tmp_path_factory):
     for file_format, name in FILES.items():
         export.export(folder / "model.keras", file_format, folder / name)
     return folder
-
-
-def calibration_stack(count=3, channels=1):
-    stack = Stack()
-    for k in range(count):
-        noisy = noisy_photo(96, 128, seed=10 + k)[1]
-        stack.append({"name": f"calibration{k}"}, np.repeat(noisy, channels, axis=-1))
-    return stack
 
 
 def noisy_photo(height, width, seed=0):
@@ -138,57 +129,13 @@ def test_cli_exports_and_runs_an_export(exported, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_int8_export_is_quantized_and_close_to_the_float_model(exported, tmp_path):
-    export.export(exported / "model.keras", "openvino_int8", tmp_path / "int8.xml", calibration_stack(), patches=8, size=64)
-    info = json.loads((tmp_path / "int8.xml.json").read_text())
-    assert info["format"] == "openvino_int8" and info["quantized"] == "int8" and info["size_multiple"] == 8
-    assert "FakeQuantize" in (tmp_path / "int8.xml").read_text() or 'element_type="i8"' in (tmp_path / "int8.xml").read_text()
-    assert (tmp_path / "int8.bin").stat().st_size < 0.5 * (exported / "model.bin").stat().st_size  # int8 weights
-    float_path = inference.Denoiser(exported / "model.xml", tile=128, overlap=48, engine="openvino")
-    int8 = inference.Denoiser(tmp_path / "int8.xml", tile=128, overlap=48)
-    assert int8.engine.name == "openvino"
-    clean, noisy = noisy_photo(200, 260, seed=5)
-    ours, theirs = float_path(noisy), int8(noisy)
-    assert theirs.shape == noisy.shape and not np.array_equal(ours, theirs)
-    assert np.abs(ours - theirs).mean() < 0.1 * np.abs(ours - noisy).mean()  # much smaller than what the network changes
-
-
-def test_int8_export_refusals(exported, tmp_path):
-    with pytest.raises(DenoiseError, match=r"--calibrate: noisy images .* go with --format openvino_int8"):
-        export.export(exported / "model.keras", "openvino_int8", tmp_path / "a.xml")
-    with pytest.raises(DenoiseError, match=r"--calibrate: noisy images .* and only with it"):
-        export.export(exported / "model.keras", "onnx", tmp_path / "a.onnx", calibration_stack())
-    with pytest.raises(DenoiseError, match=r"--calibrate: images with 3 channels for a model that takes 1"):
-        export.export(exported / "model.keras", "openvino_int8", tmp_path / "a.xml", calibration_stack(channels=3), patches=2)
-    assert not list(tmp_path.iterdir())
-
-
-def test_cli_int8_export_calibrates_on_a_folder(exported, tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for k in range(2):
-        Image.fromarray(to_8_bit(noisy_photo(70, 90, seed=k)[1])[..., 0].astype(np.uint8)).save(folder / f"{k}.png")
-    cli = [sys.executable, "-m", "denoise.cli", "export", str(exported / "model.keras"), "--format", "openvino_int8", "-o", str(tmp_path / "q.xml")]
-    result = subprocess.run([*cli, "--calibrate", str(folder), "--patches", "4"], capture_output=True, text=True)
-    assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert json.loads((tmp_path / "q.xml.json").read_text())["quantized"] == "int8"
-    missing = subprocess.run([*cli[:-1], str(tmp_path / "r.xml")], capture_output=True, text=True)
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "--calibrate" in missing.stderr
-    assert not (tmp_path / "r.xml").exists()
-
-
 def test_exports_are_byte_identical_run_to_run(exported, tmp_path):
     """Same model, same files, as the export stage runs it (a process each time): tf2onnx's own node and
-    dimension names vary from run to run, and export.py renames them by their place in the graph; the int8
-    model's calibration is seeded."""
-    save_stack(tmp_path / "calibration", calibration_stack(), np.float32)
-    script = ("import sys; from denoise.export import export; from denoise.storage import load_stack; "
-              "[export(sys.argv[1], f, sys.argv[2] + '/' + n) for f, n in %r.items()]; "
-              "export(sys.argv[1], 'openvino_int8', sys.argv[2] + '/int8.xml', load_stack(sys.argv[3]), patches=8, size=64)" % FILES)
+    dimension names vary from run to run, and export.py renames them by their place in the graph."""
+    script = "import sys; from denoise.export import export; [export(sys.argv[1], f, sys.argv[2] + '/' + n) for f, n in %r.items()]" % FILES
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
-        subprocess.run([sys.executable, "-c", script, str(exported / "model.keras"), str(tmp_path / run), str(tmp_path / "calibration")],
-                       check=True, capture_output=True)
-    for name in [*FILES.values(), "int8.xml", "int8.bin"]:
+        subprocess.run([sys.executable, "-c", script, str(exported / "model.keras"), str(tmp_path / run)], check=True, capture_output=True)
+    for name in FILES.values():
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert (tmp_path / "a" / "model.bin").read_bytes() == (tmp_path / "b" / "model.bin").read_bytes()

@@ -28,7 +28,6 @@ EXAMPLES = """examples:
   denoise noisy.png -o clean.png --sigma auto
   denoise photo.png -o photo-clean.png --self-ensemble 2   # as bench/results.md's model row: twice the time
   denoise export models/model.keras --format onnx -o model.onnx   # for ONNX Runtime, OpenVINO, apps
-  denoise export models/model.keras --format openvino_int8 --calibrate noisy-photos/ -o model_int8.xml   # fastest on CPUs
   denoise photos/ -o clean/ --model models/export/model.xml   # the OpenVINO export (make repro writes it)
 
 exit status: 0 when every file was written; 1 when any file failed or was skipped; 2 for bad arguments."""
@@ -159,17 +158,6 @@ def write_output(decoded: images.Decoded, pixels: np.ndarray, target: Path) -> N
         images.save_image(tmp, pixels, decoded.alpha, decoded.bit_depth, pillow_format, **options)
 
 
-def _calibration_stack(folder: str, model: str):
-    from .config import DataConfig
-    from .datasets import prepare
-    from .inference import load_model
-    from .models import model_channels
-
-    if not Path(folder).is_dir():
-        raise DenoiseError(f"--calibrate: {folder} is not a folder of images")
-    return prepare(folder, DataConfig(source=folder, channels=model_channels(load_model(model)), max_side=None), "--calibrate")[0]
-
-
 def export_main(argv) -> int:
     """`denoise export MODEL --format F -o PATH`."""
     from .config import EXPORT_FORMATS
@@ -179,20 +167,13 @@ def export_main(argv) -> int:
     parser.add_argument("model", metavar="MODEL", help="trained .keras model")
     parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     parser.add_argument("-o", "--output", required=True, metavar="PATH", help="model.onnx, model.xml (OpenVINO, with model.bin), model.tflite, or a folder (saved_model)")
-    parser.add_argument("--calibrate", metavar="FOLDER", help="openvino_int8: noisy photos like the ones to denoise, to set the int8 ranges on")
-    parser.add_argument("--patches", type=int, default=64, metavar="N", help="openvino_int8: random crops of those photos used (default 64)")
     parser.add_argument("--verbose", action="store_true", help="also show the deep-learning framework's own start-up messages")
     args = parser.parse_args(argv)
-    if args.patches < 1:
-        parser.error("--patches: must be at least 1")
     try:
         with quiet_start(args.verbose):
             from .export import export
 
-            calibration = None
-            if args.calibrate is not None:
-                calibration = _calibration_stack(args.calibrate, args.model)
-            path = export(args.model, args.format, args.output, calibration, args.patches)
+            path = export(args.model, args.format, args.output)
     except DenoiseError as error:
         print(f"denoise export: {error}", file=sys.stderr)
         return 2

@@ -26,9 +26,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
 BASELINES = ("auto", "bm3d", "nlm", "none")
 # export.formats: what `denoise export` writes, and the exported file's suffix (a SavedModel is a folder)
-EXPORT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "openvino_int8": ".xml", "litert": ".tflite", "saved_model": ""}
-# the export stage's file for each format, in models/export
-EXPORT_FILES = {"onnx": "model.onnx", "openvino": "model.xml", "openvino_int8": "model_int8.xml", "litert": "model.tflite", "saved_model": "model_saved_model"}
+EXPORT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite", "saved_model": ""}
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
 ENSEMBLE_SIZES = (1, 2, 4, 8)  # evaluate.self_ensemble: how many flips/rotations of each input are averaged
 UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-resolution layers"}
@@ -330,14 +328,9 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class ExportConfig:
-    formats: tuple[str, ...] = ("onnx", "openvino", "openvino_int8", "litert")
-    calibration_patches: int = 64  # openvino_int8: noisy training patches that set the int8 ranges
-    calibration_size: int = 128
-    seed: int = 0
+    formats: tuple[str, ...] = ("onnx", "openvino", "litert")
 
     def validate(self, key: str) -> None:
-        _at_least(self.calibration_patches, f"{key}.calibration_patches", 1)
-        _at_least(self.calibration_size, f"{key}.calibration_size", 16)
         for name in self.formats:
             _choice(name, f"{key}.formats", EXPORT_FORMATS)
         if len(set(self.formats)) != len(self.formats):

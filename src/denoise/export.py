@@ -1,8 +1,7 @@
 """Export a trained model to the formats people deploy it in: ONNX, OpenVINO IR, LiteRT (.tflite) and
 TensorFlow SavedModel, through Keras's own `model.export` (tf2onnx, OpenVINO's converter and the LiteRT
-converter underneath), and OpenVINO with int8 weights and activations (NNCF post-training quantization,
-its ranges set on noisy patches like the ones the model will see). The exported network is the float32
-twin of the trained one (bf16-trained layers rebuilt in float32, same weights), with dynamic height and width; what a runtime needs to feed it (the
+converter underneath). The exported network is the float32 twin of the trained one (bf16-trained layers
+rebuilt in float32, same weights), with dynamic height and width; what a runtime needs to feed it (the
 side multiple, channels, the input's name and range) goes into a JSON file beside it, and into the file's
 own metadata where the format has a place for it (ONNX metadata_props, OpenVINO rt_info)."""
 
@@ -21,7 +20,7 @@ from .engines import metadata_path
 from .errors import DenoiseError
 from .inference import load_model
 from .models import NoiseLevelMap, model_channels, size_multiple
-from .storage import Stack, atomic_path
+from .storage import atomic_path
 
 
 
@@ -56,41 +55,16 @@ def metadata(model: keras.Model, source: Path, file_format: str, precision: str)
         "layout": "NHWC, float32 in [0, 1]; height and width any multiples of size_multiple",
         "noise_map": any(isinstance(layer, NoiseLevelMap) for layer in model.layers),
         "trained_precision": precision,
-        "quantized": "int8" if file_format == "openvino_int8" else "none",
         "source_model": str(source),
         "source_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
     }
 
 
-def calibration_patches(stack: Stack, count: int, size: int, multiple: int, seed: int) -> list[np.ndarray]:
-    """`count` random square crops of the stack's images, taken from each image in turn (a side of `size`,
-    or the largest multiple of `multiple` the image holds), each 1×side×side×C float32."""
-    rng = np.random.default_rng(seed)
-    patches = []
-    for k in range(count):
-        height, width = stack.shape(k % len(stack))[:2]
-        side = min(size, height // multiple * multiple, width // multiple * multiple)
-        if side < multiple:
-            raise DenoiseError(f"{stack.entries[k % len(stack)]['name']}: smaller than {multiple} pixels, too small to calibrate on")
-        top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
-        patches.append(np.asarray(stack.patch(k % len(stack), top, left, side), np.float32)[None])
-    return patches
-
-
-def _check_channels(patches: list[np.ndarray], channels: int) -> None:
-    if patches and patches[0].shape[-1] != channels:
-        raise DenoiseError(f"--calibrate: images with {patches[0].shape[-1]} channels for a model that takes {channels}")
-
-
-def export(model_path: str | Path, file_format: str, out: str | Path, calibration: Stack | None = None, patches: int = 64,
-           size: int = 128, seed: int = 0) -> Path:
+def export(model_path: str | Path, file_format: str, out: str | Path) -> Path:
     """Export the .keras model at model_path as `file_format` to `out` (written atomically, with its
-    metadata JSON beside it); returns the exported path. openvino_int8 needs `calibration`: noisy images,
-    from which `patches` random crops of `size` (seeded) set the int8 ranges."""
+    metadata JSON beside it); returns the exported path."""
     if file_format not in EXPORT_SUFFIXES:
         raise DenoiseError(f"--format: {file_format!r} is not one of {', '.join(EXPORT_SUFFIXES)}")
-    if (file_format == "openvino_int8") != (calibration is not None):
-        raise DenoiseError("--calibrate: noisy images to set the int8 ranges on go with --format openvino_int8, and only with it")
     out = Path(out)
     suffix = EXPORT_SUFFIXES[file_format]
     if suffix and out.suffix != suffix:
@@ -98,20 +72,16 @@ def export(model_path: str | Path, file_format: str, out: str | Path, calibratio
     trained = load_model(model_path)
     model = float32_twin(trained)
     info = metadata(model, Path(model_path), file_format, trained_precision(trained))
-    if calibration is not None:
-        calibration = calibration_patches(calibration, patches, size, info["size_multiple"], seed)
-        _check_channels(calibration, info["channels"])
     side = 2 * info["size_multiple"]
     model(np.zeros((1, side, side, info["channels"]), np.float32))  # Keras exports only a model that has been called
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as work:
         made = Path(work) / out.name
-        keras_format = {"saved_model": "tf_saved_model", "openvino_int8": "openvino"}.get(file_format, file_format)
-        model.export(str(made), format=keras_format, verbose=False)
+        model.export(str(made), format="tf_saved_model" if file_format == "saved_model" else file_format, verbose=False)
         if file_format == "onnx":
             _onnx_metadata(made, info)
-        if keras_format == "openvino":  # model.xml and its weights, model.bin
-            _openvino_metadata(made, info, calibration)
+        if file_format == "openvino":  # model.xml and its weights, model.bin
+            _openvino_metadata(made, info)
             with atomic_path(out.with_suffix(".bin")) as tmp:
                 made.with_suffix(".bin").rename(tmp)
         with atomic_path(out) as tmp:
@@ -163,31 +133,14 @@ def _canonical_names(graph) -> None:
     graph.doc_string = ""
 
 
-def _openvino_metadata(path: Path, info: dict, calibration: list[np.ndarray] | None) -> None:
+def _openvino_metadata(path: Path, info: dict) -> None:
     import openvino as ov
 
     network = ov.Core().read_model(str(path))
-    if calibration is not None:
-        network = _quantize(network, calibration)
     for key, value in info.items():
         network.set_rt_info(str(value), ["denoise", key])
     tagged = path.with_name("tagged-" + path.name)  # not over the files being read
-    ov.serialize(network, str(tagged))  # as Keras wrote it (float32 weights), or quantized
+    ov.serialize(network, str(tagged))  # as Keras wrote it: float32 weights
     del network
     tagged.replace(path)
     tagged.with_suffix(".bin").replace(path.with_suffix(".bin"))
-
-
-def _quantize(network, calibration: list[np.ndarray]):
-    """int8 weights and activations (NNCF's post-training quantization, MIXED preset: symmetric weights,
-    asymmetric activations) with ranges from the calibration inputs. Measured in docs/benchmark.md
-    (make bench-cli): 1.27–1.31× the bf16 OpenVINO model end to end here, for 0.03 dB on BSD68 σ 25."""
-    import contextlib
-    import io
-    import logging
-
-    import nncf
-
-    nncf.set_log_level(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()):  # its progress bars
-        return nncf.quantize(network, nncf.Dataset(calibration), subset_size=len(calibration), preset=nncf.QuantizationPreset.MIXED)
