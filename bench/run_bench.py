@@ -2,9 +2,12 @@
 
 A copy of the project (its git-tracked files) in bench/work gets params.yaml with bench/preset.yaml
 applied, then `dvc repro` runs every stage there; re-running resumes (DVC cache and training
-checkpoints). The table has noisy, BM3D, the seed model and our model on BSD68 and Set12 at
-σ 15/25/50, training wall minutes, and seconds per 481×321 image for BM3D and the model measured
-one after the other in this run. It is printed and written to bench/results.md.
+checkpoints). The table has noisy, BM3D, the seed model and our model on the preset's test sets
+(BSD68 and Set12; CBSD68 for the color presets) at σ 15/25/50, training wall minutes, and seconds per
+image for BM3D and the model measured one after the other in this run. It is printed and written to
+bench/results.md (bench/results-NAME.md for bench/preset-NAME.yaml). A preset may start from another
+(`extends: preset-color.yaml`); every work copy shares one DVC cache (bench/cache), so a stage whose
+code, data and params another preset already ran (BM3D on the same test set) is restored, not re-run.
 """
 
 import argparse
@@ -21,18 +24,21 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)
+SIGMAS = (15, 25, 50)
+SET_NAMES = {"bsd68": "BSD68", "set12": "Set12", "cbsd68": "CBSD68"}
 SINGLE_PASS = "model_single_pass"  # as denoise.evaluation.SINGLE_PASS (the table reads the work copy's metrics)
 
 
-def model_label(train: dict) -> str:
+def model_label(train: dict, channels: int = 1) -> str:
     model = train["model"]
+    kind = "color, " if channels == 3 else ""
+    kind += "Gaussian + camera noise, " if "camera" in (train["sampling"].get("noise_types") or ()) else ""
     if model["name"] == "unet":
         parts = [f"U-Net {model['width']}–{model['width'] * 4}", f"{model['depth']} block{'s' if model['depth'] > 1 else ''}/level"]
         parts += [f"{model['full_width']}-ch full-resolution ends"] if model.get("full_width") else []
         parts += ["estimated noise map"] if model.get("noise_map") else []
-        return ", ".join(parts + ["blind (ours)"])
-    return f"DnCNN-{model['depth']}×{model['width']} blind (ours)"
+        return ", ".join(parts + [kind + "blind (ours)"])
+    return f"DnCNN-{model['depth']}×{model['width']} {kind}blind (ours)"
 
 
 def median_seconds(run, repeats: int) -> float:
@@ -46,6 +52,15 @@ def median_seconds(run, repeats: int) -> float:
     return statistics.median(times)
 
 
+def load_preset(path: Path) -> dict:
+    """A preset file, on top of the preset it `extends` (a file in the same folder), if any."""
+    from denoise.config import deep_merge
+
+    preset = yaml.safe_load(path.read_text()) or {}
+    parent = preset.pop("extends", None)
+    return deep_merge(load_preset(path.parent / parent), preset) if parent else preset
+
+
 def merge(base: dict, preset: dict, data: Path) -> dict:
     """params.yaml with the preset applied key by key (DATA/ standing for the datasets folder)."""
     from denoise.config import deep_merge
@@ -53,7 +68,13 @@ def merge(base: dict, preset: dict, data: Path) -> dict:
     return deep_merge(base, yaml.safe_load(yaml.safe_dump(preset).replace("DATA/", f"{data}/")))
 
 
-def prepare_work(work: Path, data: Path, preset: Path) -> None:
+def test_sets(params: dict) -> list[str]:
+    """The test sets' folder names, in the preset's order."""
+    sources = params["split"]["test_source"]
+    return [Path(source).name for source in ([sources] if isinstance(sources, str) else sources)]
+
+
+def prepare_work(work: Path, data: Path, preset: Path, cache: Path) -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     work.mkdir(parents=True, exist_ok=True)
     for name in tracked:
@@ -61,10 +82,11 @@ def prepare_work(work: Path, data: Path, preset: Path) -> None:
             continue
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, work / name)
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(preset.read_text()), data)
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), load_preset(preset), data)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if not (work / ".git").exists():
         git(work, "init", "-q", "-b", "main")
+    subprocess.run([sys.executable, "-m", "dvc", "cache", "dir", "--local", str(cache)], cwd=work, check=True)
     git(work, "add", "-A")
     git(work, "commit", "-qm", "bench", "--allow-empty")
 
@@ -75,7 +97,7 @@ def git(cwd: Path, *args: str) -> None:
 
 
 def time_one_image(work: Path, data: Path) -> dict:
-    """Seconds for one 481×321 BSD68 image at σ = 25: BM3D, then each model (median of repeats)."""
+    """Seconds for one image of the first test set at σ = 25: BM3D, then each model (median of repeats)."""
     sys.path.insert(0, str(work / "src"))
     import numpy as np
 
@@ -86,10 +108,11 @@ def time_one_image(work: Path, data: Path) -> dict:
     params = load_params(work / "params.yaml")
     method, ensemble = resolve_method(params.baseline.method, "gaussian"), params.evaluate.self_ensemble
 
-    clean = images.read_image(sorted((data / "bsd68").glob("*.png"))[0]).pixels
+    first = sorted((data / test_sets(yaml.safe_load((work / "params.yaml").read_text()))[0]).glob("*.png"))[0]
+    clean = images.to_channels(images.read_image(first).pixels, params.data.channels)
     noisy = clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape).astype(np.float32)
 
-    seconds = {"shape": list(clean.shape[:2]), "method": method, "ensemble": ensemble,
+    seconds = {"shape": list(clean.shape), "set": SET_NAMES.get(first.parent.name, first.parent.name), "method": method, "ensemble": ensemble,
                "baseline": median_seconds(lambda: classical_denoise(noisy, method, "gaussian", 25.0), 2)}
     for name, path in (("reference", "models/reference.keras"), ("model", "models/model.keras")):
         network = inference.load_model(work / path)
@@ -100,21 +123,25 @@ def time_one_image(work: Path, data: Path) -> dict:
 
 
 def table(work: Path, seconds: dict) -> str:
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    sets, channels = test_sets(params), params["data"]["channels"]
     metrics = json.loads((work / "eval" / "metrics.json").read_text())["test"]
     minutes = {name: json.loads((work / "checkpoints" / folder / "state.json").read_text())["train_seconds"] / 60
                for name, folder in (("reference", "reference"), ("model", "train"))}
-    header = [f"{s.upper() if s == 'bsd68' else 'Set12'} σ{sigma}" for s in SETS for sigma in SIGMAS]
-    lines = ["| method | " + " | ".join(header) + " | training (min) | s per 481×321 image | speed vs BM3D |",
+    header = [f"{SET_NAMES.get(s, s)} σ{sigma}" for s in sets for sigma in SIGMAS]
+    bm3d = "CBM3D" if channels == 3 else "BM3D"
+    size = f"{seconds['shape'][1]}×{seconds['shape'][0]}"
+    lines = ["| method | " + " | ".join(header) + f" | training (min) | s per {size} image | speed vs {bm3d} |",
              "|---|" + "---|" * (len(header) + 3)]
-    label = model_label(yaml.safe_load((work / "params.yaml").read_text())["train"])
-    rows = [("noisy", "noisy input"), ("baseline", "BM3D (baseline stage)"), ("reference", "seed model (original design)")]
+    label = model_label(params["train"], channels)
+    rows = [("noisy", "noisy input"), ("baseline", f"{bm3d} (baseline stage)"), ("reference", "seed model (original design)")]
     if seconds["ensemble"] > 1:  # time_one_image read evaluate.self_ensemble
         rows += [(SINGLE_PASS, f"{label}, one pass"), ("model", f"{label}, ×{seconds['ensemble']} self-ensemble")]
         minutes[SINGLE_PASS] = minutes["model"]
     else:
         rows += [("model", label)]
     for key, label in rows:
-        cells = [f"{metrics[f'{s}.sigma_{sigma}'][key]['psnr']:.2f} / {metrics[f'{s}.sigma_{sigma}'][key]['ssim']:.3f}" for s in SETS for sigma in SIGMAS]
+        cells = [f"{metrics[f'{s}.sigma_{sigma}'][key]['psnr']:.2f} / {metrics[f'{s}.sigma_{sigma}'][key]['ssim']:.3f}" for s in sets for sigma in SIGMAS]
         train = f"{minutes[key]:.1f}" if key in minutes else "–"
         speed = f"{seconds[key]:.2f}" if key in seconds else "–"
         ratio = f"{seconds['baseline'] / seconds[key]:.0f}×" if key in ("reference", "model", SINGLE_PASS) else ("1×" if key == "baseline" else "–")
@@ -124,27 +151,29 @@ def table(work: Path, seconds: dict) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"), help="folder holding train400, bsd68, set12")
-    parser.add_argument("--work", help="default: bench/work")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"), help="folder holding the preset's data sets (train400, bsd68, set12; cbsd432, cbsd68)")
+    parser.add_argument("--work", help="default: bench/work, or bench/work-NAME for a preset-NAME.yaml")
+    parser.add_argument("--cache", default=str(ROOT / "bench" / "cache"), help="the DVC cache every work copy shares")
     parser.add_argument("--preset", default=str(ROOT / "bench" / "preset.yaml"))
     parser.add_argument("--out", help="default: bench/results.md, or bench/results-NAME.md for a preset-NAME.yaml")
     args = parser.parse_args()
-    if args.out is None:
-        suffix = Path(args.preset).stem.removeprefix("preset")
-        args.out = str(ROOT / "bench" / f"results{suffix}.md")
-    data, work = Path(args.data).resolve(), Path(args.work or ROOT / "bench" / "work").resolve()
-    for name in ("train400", "bsd68", "set12"):
+    suffix = Path(args.preset).stem.removeprefix("preset")
+    args.out = args.out or str(ROOT / "bench" / f"results{suffix}.md")
+    data, work = Path(args.data).resolve(), Path(args.work or ROOT / "bench" / f"work{suffix}").resolve()
+    preset = load_preset(Path(args.preset))
+    needed = [Path(preset["data"]["source"]).name, *test_sets(preset)]
+    for name in needed:
         if not (data / name).is_dir():
-            raise SystemExit(f"error: {data / name} not found; pass --data (make bench DATA=...) with train400, bsd68 and set12")
-    prepare_work(work, data, Path(args.preset))
+            raise SystemExit(f"error: {data / name} not found; pass --data (make bench DATA=...) with {', '.join(needed)}")
+    prepare_work(work, data, Path(args.preset), Path(args.cache).resolve())
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, check=True)
     pipeline_minutes = (time.perf_counter() - started) / 60
     seconds = time_one_image(work, data)
-    text = (f"PSNR (dB) / SSIM, Gaussian noise not clipped, noise seed 0; one blind model for all σ. Measured by `make bench` "
+    text = (f"PSNR (dB) / SSIM, {'color' if seconds['shape'][-1] == 3 else 'gray'} images, Gaussian noise not clipped, noise seed 0; one blind model for all σ. Measured by `make bench` "
             f"on {os.cpu_count()} CPU cores ({platform.machine()}); this `dvc repro` took {pipeline_minutes:.1f} min.\n\n"
-            f"{table(work, seconds)}\n\nSeconds per image: median of repeats on a {seconds['shape'][0]}×{seconds['shape'][1]} "
-            f"BSD68 image at σ 25, the baseline ({seconds['method']}) and the models one after the other in the same run."
+            f"{table(work, seconds)}\n\nSeconds per image: median of repeats on a {seconds['shape'][1]}×{seconds['shape'][0]} "
+            f"{seconds['set']} image at σ 25, the baseline ({seconds['method']}) and the models one after the other in the same run."
             + (f" ×{seconds['ensemble']} self-ensemble (`evaluate.self_ensemble`): each network's output is the mean of its outputs for "
                f"the first {seconds['ensemble']} flips/rotations of the input (`denoise.inference.VIEWS`: the image, turned 180°, …); "
                "one pass: the same trained model on the image alone." if seconds["ensemble"] > 1 else "") + "\n")

@@ -16,9 +16,9 @@ import yaml
 
 from .errors import ConfigError
 
-NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle")
+NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle", "camera")
 # The params key that holds the level of each noise type, its unit and its allowed range.
-NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount"}
+NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount", "camera": "shot"}
 MODELS = ("seed", "dncnn", "unet")
 LOSSES = ("bce", "mse", "l1", "psnr")
 SCHEDULES = ("constant", "cosine")
@@ -34,11 +34,13 @@ UNET_ONLY = {"noise_map": "takes a noise-level map", "full_width": "has full-res
 
 @dataclass(frozen=True)
 class Levels:
-    """Noise levels: a list of fixed levels, or a uniform range {min, max} (blind training)."""
+    """Noise levels: a list of fixed levels, or a uniform range {min, max} (blind training), log-uniform
+    with `log: true`."""
 
     values: tuple[float, ...] = ()
     low: float | None = None
     high: float | None = None
+    log: bool = False
 
     @property
     def is_range(self) -> bool:
@@ -58,12 +60,17 @@ class Levels:
     def parse(cls, raw, key: str, low: float, high: float) -> "Levels":
         allowed = f"a number in [{_fmt(low)}, {_fmt(high)}], a list of such numbers, or {{min: a, max: b}}"
         if isinstance(raw, dict):
-            if set(raw) != {"min", "max"}:
-                raise ConfigError(f"{key}: a range needs exactly the keys min and max, got {sorted(raw)}")
+            if not {"min", "max"} <= set(raw) <= {"min", "max", "log"}:
+                raise ConfigError(f"{key}: a range needs the keys min and max (and optionally log), got {sorted(raw)}")
             lo, hi = (_number(raw[k], f"{key}.{k}", low, high) for k in ("min", "max"))
             if lo > hi:
                 raise ConfigError(f"{key}: min ({_fmt(lo)}) must not exceed max ({_fmt(hi)})")
-            return cls(low=lo, high=hi)
+            log = raw.get("log", False)
+            if not isinstance(log, bool):
+                raise ConfigError(f"{key}.log: expected true or false, got {log!r}")
+            if log and lo <= 0:
+                raise ConfigError(f"{key}.min: a log-uniform range needs min > 0, got {_fmt(lo)}")
+            return cls(low=lo, high=hi, log=log)
         if isinstance(raw, list):
             if not raw:
                 raise ConfigError(f"{key}: empty list; expected {allowed}")
@@ -75,7 +82,7 @@ class Levels:
 
     def to_yaml(self):
         if self.is_range:
-            return {"min": self.low, "max": self.high}
+            return {"min": self.low, "max": self.high, **({"log": True} if self.log else {})}
         return list(self.values) if len(self.values) > 1 else self.values[0]
 
 
@@ -131,10 +138,12 @@ class NoiseConfig:
     sigma: Levels = Levels(values=(25.0,))
     peak: Levels = Levels(values=(30.0,))
     amount: Levels = Levels(values=(0.05,))
+    shot: Levels = Levels(low=1e-4, high=0.012, log=True)
+    jpeg_quality: Levels = Levels(low=75.0, high=100.0)
     clip: bool = False
     seed: int = 0
 
-    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0)}
+    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0), "shot": (1e-6, 1.0), "jpeg_quality": (1.0, 100.0)}
 
     @property
     def level_key(self) -> str:
@@ -223,8 +232,13 @@ class SamplingConfig:
     augment: bool = True
     fresh_noise: bool = True
     fresh_levels: Levels | None = None
+    noise_types: tuple[str, ...] | None = None
 
     def validate(self, key: str) -> None:
+        for name in self.noise_types or ():
+            _choice(name, f"{key}.noise_types", NOISE_TYPES)
+        if self.noise_types and not self.fresh_noise:
+            raise ConfigError(f"{key}.noise_types: a mix of noise types needs {key}.fresh_noise: true")
         _at_least(self.batch_size, f"{key}.batch_size", 1)
         _at_least(self.patch_size, f"{key}.patch_size", 8)
 
@@ -425,7 +439,14 @@ def parse_params(raw: dict) -> Params:
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sections)}")
     raw = {**raw, "reference": reference_params(raw.get("train"), raw.get("reference"))}
-    return Params(**{name: parse_section(hints[name], raw.get(name), name) for name in sections})
+    params = Params(**{name: parse_section(hints[name], raw.get(name), name) for name in sections})
+    if params.data.channels != 3:  # camera noise is made on a Bayer mosaic of RGB
+        if params.noise.type == "camera":
+            raise ConfigError("noise.type: camera noise needs RGB images; set data.channels: 3")
+        for section in ("train", "reference"):
+            if "camera" in (getattr(params, section).sampling.noise_types or ()):
+                raise ConfigError(f"{section}.sampling.noise_types: camera noise needs RGB images; set data.channels: 3")
+    return params
 
 
 def reference_params(train, reference):

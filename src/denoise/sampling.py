@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from .config import Levels, NoiseConfig, SamplingConfig, TrainConfig
+from .config import NOISE_LEVEL_KEYS, Levels, NoiseConfig, SamplingConfig, TrainConfig
 from .errors import ConfigError
 from .noise import add_noise, derive_seed, sample_levels
 from .storage import Stack
@@ -31,7 +31,10 @@ class PatchSampler:
         index_of = {entry["name"]: k for k, entry in enumerate(clean.entries)}
         if config.sampling.fresh_noise:  # pairs of (clean image, stored noisy copy or None)
             self.pairs = [(k, None) for k in range(len(clean))]
-            self.levels: Levels = config.sampling.fresh_levels or noise.levels
+            # each type's levels: fresh_levels (or the noise stage's) for noise.type, the noise section's for others
+            self.types = config.sampling.noise_types or (noise.type,)
+            self.levels: dict[str, Levels] = {name: getattr(noise, NOISE_LEVEL_KEYS[name]) for name in self.types}
+            self.levels[noise.type] = config.sampling.fresh_levels or noise.levels
         else:
             self.pairs = [(index_of[e["name"]], k) for k, e in enumerate(noisy.entries) if e["name"] in index_of]
         self.sizes = np.array([clean.shape(c)[:2] for c, _ in self.pairs], np.int64).reshape(-1, 2)
@@ -62,10 +65,24 @@ class PatchSampler:
         if phase.augment:
             target = dihedral(target, flips)
         if phase.fresh_noise:
-            level = sample_levels(self.levels, count, rng)[:, None, None, None]
-            return add_noise(target, self.noise.type, level, rng, self.noise.clip), target
+            return self.fresh_noise(target, rng), target
         inputs = np.stack(noisy)
         return (dihedral(inputs, flips) if phase.augment else inputs), target
+
+
+    def fresh_noise(self, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Noise for a batch of clean patches: one type (train.sampling.noise_types drawn per patch) and level each."""
+        if len(self.types) == 1:
+            level = sample_levels(self.levels[self.types[0]], len(target), rng)[:, None, None, None]
+            return add_noise(target, self.types[0], level, rng, self.noise.clip, self.noise.jpeg_quality)
+        kind = rng.integers(0, len(self.types), len(target))
+        noisy = np.empty_like(target)
+        for k, name in enumerate(self.types):
+            rows = np.flatnonzero(kind == k)
+            if rows.size:
+                level = sample_levels(self.levels[name], rows.size, rng)[:, None, None, None]
+                noisy[rows] = add_noise(target[rows], name, level, rng, self.noise.clip, self.noise.jpeg_quality)
+        return noisy
 
 
 class Batches(keras.utils.PyDataset):
