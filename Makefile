@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench levers bench-scale step-time tune tune-show tune-dashboard
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench bench-real release levers bench-scale step-time tune tune-show tune-dashboard
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,15 @@ DATA ?= $(CURDIR)/../shared/datasets
 PRESET ?= bench/preset.yaml
 bench: $(BM3D)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA) --preset $(PRESET)
+
+# Real camera noise (PolyU-Canon: noisy crops against the mean of many shots): noisy, CBM3D (estimated σ, and the best
+# single σ on the set), and the color presets' models and the released model where present -> bench/results-real.md.
+bench-real: $(BM3D)
+	$(BIN)/python bench/real_bench.py --data $(DATA) $(if $(MODEL),--model "$(MODEL)")
+
+# The model `denoise` uses out of the box: WORK's model (default bench/work-camera) to models/released/ with its provenance.
+release: $(INSTALLED)
+	$(BIN)/python bench/release.py $(if $(WORK),--work $(WORK))
 
 # Training levers at equal training time (bench/levers.yaml → bench/levers.md), on the split `make bench` prepared; ~6 min a variant.
 levers: $(INSTALLED)

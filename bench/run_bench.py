@@ -84,6 +84,9 @@ def prepare_work(work: Path, data: Path, preset: Path, cache: Path) -> None:
         shutil.copy2(ROOT / name, work / name)
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), load_preset(preset), data)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    (work / "SOURCE_COMMIT").write_text(head + (" (with uncommitted changes)" if dirty else "") + "\n")  # provenance (bench/release.py)
     if not (work / ".git").exists():
         git(work, "init", "-q", "-b", "main")
     subprocess.run([sys.executable, "-m", "dvc", "cache", "dir", "--local", str(cache)], cwd=work, check=True)

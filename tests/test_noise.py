@@ -63,3 +63,57 @@ def test_per_patch_levels_broadcast():
     noisy = add_noise(batch, "gaussian", np.array([5.0, 50.0])[:, None, None, None], derive_seed(7))
     stds = (noisy - batch).std(axis=(1, 2, 3)) * 255
     assert stds[0] == pytest.approx(5, rel=0.1) and stds[1] == pytest.approx(50, rel=0.1)
+
+
+def smooth_rgb(size=96):
+    """A smooth color image (gradients): noise dominates the difference to it."""
+    rows, cols = np.mgrid[:size, :size] / size
+    return np.stack([0.2 + 0.6 * rows, 0.3 + 0.4 * cols, 0.5 - 0.3 * rows * cols], -1).astype(np.float32)
+
+
+def psnr(a, b):
+    return 10 * np.log10(1 / np.mean((a - b) ** 2))
+
+
+def test_camera_noise_grows_with_the_shot_level_and_is_seeded():
+    image = smooth_rgb()
+    scores = [np.mean([psnr(image, add_noise(image, "camera", shot, derive_seed(k))) for k in range(3)]) for shot in (1e-4, 1e-3, 1e-2)]
+    assert scores[0] > scores[1] + 3 > scores[2] + 6
+    np.testing.assert_array_equal(add_noise(image, "camera", 1e-3, derive_seed(1)), add_noise(image, "camera", 1e-3, derive_seed(1)))
+    assert not np.array_equal(add_noise(image, "camera", 1e-3, derive_seed(1)), add_noise(image, "camera", 1e-3, derive_seed(2)))
+
+
+def test_camera_noise_is_spatially_correlated_unlike_gaussian():
+    """Demosaicing spreads each photosite's noise over its neighbours: adjacent residuals correlate."""
+    flat = np.full((128, 128, 3), 0.5, np.float32)
+    camera = add_noise(flat, "camera", 3e-3, derive_seed(3)) - flat
+    gaussian = add_noise(flat, "gaussian", 10.0, derive_seed(3)) - flat
+
+    def neighbour_correlation(residual):
+        return np.corrcoef(residual[:, :-1, 1].ravel(), residual[:, 1:, 1].ravel())[0, 1]
+
+    assert neighbour_correlation(camera) > 0.2 and abs(neighbour_correlation(gaussian)) < 0.05
+
+
+def test_camera_noise_keeps_odd_shapes_batches_and_jpeg_quality():
+    image = smooth_rgb(37)[:, :31]
+    assert add_noise(image, "camera", 1e-3, derive_seed(5)).shape == (37, 31, 3)
+    batch = np.stack([image] * 4)
+    levels = np.array([1e-4, 1e-3, 3e-3, 1e-2], np.float32)[:, None, None, None]
+    noisy = add_noise(batch, "camera", levels, derive_seed(6), jpeg_quality=Levels(low=60.0, high=100.0))
+    assert noisy.shape == batch.shape and noisy.dtype == np.float32 and 0 <= noisy.min() and noisy.max() <= 1
+    errors = ((noisy - batch) ** 2).mean(axis=(1, 2, 3))
+    assert list(errors) == sorted(errors)  # one shot level per patch
+
+
+def test_camera_noise_refuses_gray_images():
+    from denoise.errors import DenoiseError
+
+    with pytest.raises(DenoiseError, match="camera noise needs RGB images"):
+        add_noise(FLAT, "camera", 1e-3, derive_seed(7))
+
+
+def test_log_uniform_ranges_spread_over_decades():
+    drawn = sample_levels(Levels(low=1e-4, high=1e-2, log=True), 2000, derive_seed(8))
+    assert drawn.min() >= 1e-4 and drawn.max() <= 1e-2
+    assert 0.4 < np.mean(drawn < 1e-3) < 0.6  # half below the geometric middle

@@ -88,3 +88,25 @@ def test_flips_and_rotations_are_the_eight_symmetries_and_keep_pairs_aligned(tmp
     stored = config(batch_size=8, fresh_noise=False)
     noisy, target = PatchSampler(clean, add_noise_to_stack(clean, noise), stored, noise).batch(5)
     np.testing.assert_allclose(noisy, target, atol=1e-6)  # zero noise: the stored copy is cut and turned with the clean one
+
+
+def test_a_mix_of_noise_types_gives_each_patch_one_type(tmp_path):
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        Image.fromarray(rng.integers(60, 200, (40, 50, 3), dtype=np.uint8)).save(tmp_path / f"{k}.png")
+    clean = prepare(str(tmp_path), DataConfig(source=str(tmp_path), channels=3))[0]
+    mixed = config(batch_size=64, noise_types=("gaussian", "salt_pepper"), fresh_levels=Levels(values=(10.0,)))
+    noisy, target = next(iter(patch_batches(clean, clean, mixed, NoiseConfig(), 0, 1)))
+    salted = ((noisy == 0) | (noisy == 1)).mean(axis=(1, 2, 3)) > 0.02  # salt and pepper: extreme values
+    assert 10 < salted.sum() < 54
+    gaussian = (noisy - target)[~salted].std() * 255
+    assert 9 < gaussian < 11  # fresh_levels apply to noise.type (gaussian); salt_pepper uses noise.amount
+
+
+def test_camera_noise_in_a_gray_pipeline_names_the_key():
+    from denoise.config import parse_params
+
+    with pytest.raises(ConfigError, match="^train.sampling.noise_types: camera noise needs RGB images"):
+        parse_params({"data": {"channels": 1}, "train": {"sampling": {"noise_types": ["gaussian", "camera"]}}})
+    with pytest.raises(ConfigError, match="^noise.type: camera noise needs RGB images"):
+        parse_params({"data": {"channels": 1}, "noise": {"type": "camera"}})

@@ -20,11 +20,14 @@ from .errors import DenoiseError
 from .storage import atomic_path
 
 FORMATS = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp"}
+# the released photo model (color, blind, Gaussian + camera noise; docs/models.md), inside the repository
+RELEASED_MODEL = Path(__file__).resolve().parents[2] / "models" / "released" / "photo.keras"
 PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 EXAMPLES = """examples:
-  denoise photo.jpg -o photo-clean.jpg
+  denoise photo.jpg -o photo-clean.jpg                # the released photo model, nothing to train
+  denoise photo.jpg -o smoother.jpg --sigma 30        # stronger (higher) or weaker (lower) denoising
   denoise holiday/ -o holiday-clean/ --tile 768
-  denoise scan.tif -o scan-clean.png --format png --model models/model.keras
+  denoise scan.tif -o scan-clean.png --format png --model models/model.keras   # the pipeline's own model
   denoise noisy.png -o clean.png --sigma auto
   denoise photo.png -o photo-clean.png --self-ensemble 2   # as bench/results.md's model row: twice the time
   denoise export models/model.keras --format onnx -o model.onnx   # for ONNX Runtime, OpenVINO, apps
@@ -50,12 +53,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (png, jpg, tif, bmp) or folders, searched recursively")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (for one input file) or folder (mirrors the input tree)")
-    parser.add_argument("--model", default="models/model.keras", help="trained .keras model, or an exported .onnx / .xml (OpenVINO) / .tflite "
-                        "(default: the pipeline's models/model.keras)")
+    parser.add_argument("--model", default=str(RELEASED_MODEL), help="trained .keras model, or an exported .onnx / .xml (OpenVINO) / .tflite "
+                        "(default: the released photo model, models/released/photo.keras; `make repro` trains models/model.keras)")
     parser.add_argument("--engine", default="auto", choices=("auto", *ENGINES),
                         help="what runs the model: auto (default) picks the fastest one installed for the file: keras for .keras, "
                         "openvino (else onnxruntime) for .onnx, openvino for .xml, litert for .tflite")
-    parser.add_argument("--sigma", default=None, metavar="N|auto", help="noise level in 8-bit units for models that take one; 'auto' estimates it per image (wavelet estimator) and prints it")
+    parser.add_argument("--sigma", default=None, metavar="N|auto",
+                        help="strength: for a .keras model with a noise-level map (the released model), denoise as for Gaussian noise of "
+                        "this level in 8-bit units (higher: smoother); auto (default) lets the model estimate it per tile; "
+                        "an explicit 'auto' also prints each image's estimate (wavelet estimator)")
     parser.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in pixels (default 512); memory grows with N²")
     parser.add_argument("--overlap", type=int, default=64, metavar="N", help="overlap between tiles in pixels (default 64)")
     parser.add_argument("--batch", type=int, default=4, metavar="N", help="tiles per forward pass (default 4)")
@@ -191,7 +197,8 @@ def main(argv=None) -> int:
         with quiet_start(args.verbose):
             from .inference import Denoiser
 
-            denoiser = Denoiser(args.model, args.tile, args.overlap, args.batch, args.self_ensemble, args.engine)
+            denoiser = Denoiser(args.model, args.tile, args.overlap, args.batch, args.self_ensemble, args.engine,
+                                sigma=args.sigma if isinstance(args.sigma, float) else None)
     except DenoiseError as error:
         print(f"denoise: {error}", file=sys.stderr)
         return 2
@@ -211,7 +218,7 @@ def main(argv=None) -> int:
             decoded = images.read_image(job.source)
             if args.sigma == "auto":
                 tqdm.write(f"{job.source}: estimated noise sigma {estimate_sigma(decoded.pixels):.1f} (8-bit units); "
-                           "this model is blind, so the estimate is informational", file=sys.stderr)
+                           "informational: the model makes its own estimate", file=sys.stderr)
             tiles = denoiser.tiles_for(decoded.pixels)
             with tqdm(total=tiles, desc=job.source.name, unit="tile", leave=False, disable=tiles < 4, file=sys.stderr) as bar:
                 clean = denoiser(decoded.pixels, progress=bar.update)
@@ -226,8 +233,8 @@ def main(argv=None) -> int:
             continue
         done += 1
         megapixels += decoded.pixels.shape[0] * decoded.pixels.shape[1] / 1e6
-    if isinstance(args.sigma, float):
-        print("note: this model is blind (it takes no noise level); --sigma was not used", file=sys.stderr)
+    if isinstance(args.sigma, float) and not denoiser.sigma_applied:
+        print("note: this model takes no noise level (no noise-level map, or an exported file); --sigma was not used", file=sys.stderr)
     for note in sorted(denoiser.notes):
         print(f"note: {note}", file=sys.stderr)
     seconds = time.perf_counter() - started

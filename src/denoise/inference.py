@@ -159,8 +159,15 @@ class Denoiser:
     channels and the model's: a gray model cleans a color image channel by channel; a color model
     cleans a gray image as RGB with equal channels, averaged back to gray."""
 
-    def __init__(self, model, tile: int = 512, overlap: int = 64, batch: int = 4, ensemble: int = 1, engine: str = "auto"):
+    def __init__(self, model, tile: int = 512, overlap: int = 64, batch: int = 4, ensemble: int = 1, engine: str = "auto",
+                 sigma: float | None = None):
         self.engine = open_engine(model, engine)
+        # strength control: a model with a noise-level map, run by Keras, denoises for the level it is told
+        self.sigma_applied = False
+        if sigma is not None and self.engine.name == "keras":
+            from .models import set_noise_level
+
+            self.sigma_applied = set_noise_level(self.engine.model, sigma)
         self.channels = self.engine.channels
         if self.channels not in (1, 3):
             raise DenoiseError(f"{model}: the model takes {self.channels} channels; only gray (1) or RGB (3) models can be used")

@@ -53,21 +53,38 @@ class NoiseLevelMap(keras.layers.Layer):
     """Each image's Gaussian noise σ, estimated as Immerkær (1996) does, as a constant map of its size:
     a 3×3 difference-of-Laplacians kernel cancels smooth image content, and for white noise its mean
     absolute response is σ · 6 · √(2/π). Textures inflate the estimate a little; the network learns how
-    far to trust it. The map is in units of 50/255 so that it spans about 0–1 over the usual levels."""
+    far to trust it. The map is in units of 50/255 so that it spans about 0–1 over the usual levels.
+    With `sigma` (8-bit units) set, the map is that level instead of the estimate: the strength control
+    of `denoise --sigma N`, as FFDNet's noise-level input (set_noise_level)."""
 
     KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     UNIT = 50 / 255
 
-    def __init__(self, **kwargs):
+    def __init__(self, sigma: float | None = None, **kwargs):
         kwargs.setdefault("dtype", "float32")  # the estimate is a small difference of large sums
         super().__init__(**kwargs)
+        self.sigma = sigma
 
     def call(self, images):
         images = keras.ops.cast(images, "float32")
+        if self.sigma is not None:
+            return keras.ops.zeros_like(images[..., :1]) + (self.sigma / 255) / self.UNIT
         kernel = np.tile(self.KERNEL[:, :, None, None], (1, 1, images.shape[-1], 1))
         response = keras.ops.depthwise_conv(images, kernel, padding="valid")
         sigma = keras.ops.mean(keras.ops.abs(response), axis=(1, 2, 3), keepdims=True) * math.sqrt(math.pi / 2) / 6
         return keras.ops.zeros_like(images[..., :1]) + sigma / self.UNIT
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
+
+
+def set_noise_level(model: keras.Model, sigma: float | None) -> bool:
+    """Make a loaded model's noise-level map `sigma` (8-bit units; None: estimate it again). Call it before the
+    model first runs (a traced function keeps the level it was traced with). False if it has no map."""
+    maps = [layer for layer in model.layers if isinstance(layer, NoiseLevelMap)]
+    for layer in maps:
+        layer.sigma = None if sigma is None else float(sigma)
+    return bool(maps)
 
 
 def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False, full_width: int = 0) -> keras.Model:
