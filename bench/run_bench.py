@@ -24,21 +24,32 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SIGMAS = (15, 25, 50)
 SET_NAMES = {"bsd68": "BSD68", "set12": "Set12", "cbsd68": "CBSD68"}
 SINGLE_PASS = "model_single_pass"  # as denoise.evaluation.SINGLE_PASS (the table reads the work copy's metrics)
 
 
 def model_label(train: dict, channels: int = 1) -> str:
-    model = train["model"]
+    """A table row's name for a trained section (train, or a reference that is not the seed model)."""
+    model, sampling = train["model"], train["sampling"]
     kind = "color, " if channels == 3 else ""
-    kind += "Gaussian + camera noise, " if "camera" in (train["sampling"].get("noise_types") or ()) else ""
+    kind += "Gaussian + camera noise, " if "camera" in (sampling.get("noise_types") or ()) else ""
+    if train.get("target") == "neighbor2neighbor":
+        kind += "Neighbor2Neighbor on one noisy copy per image (no clean image), "
+    elif not sampling.get("fresh_levels") and not isinstance(sampling.get("fresh_levels"), dict):
+        kind += "supervised, "
+    blind = "blind " if isinstance(sampling.get("fresh_levels"), dict) else ""
     if model["name"] == "unet":
         parts = [f"U-Net {model['width']}–{model['width'] * 4}", f"{model['depth']} block{'s' if model['depth'] > 1 else ''}/level"]
         parts += [f"{model['full_width']}-ch full-resolution ends"] if model.get("full_width") else []
         parts += ["estimated noise map"] if model.get("noise_map") else []
-        return ", ".join(parts + [kind + "blind (ours)"])
-    return f"DnCNN-{model['depth']}×{model['width']} {kind}blind (ours)"
+        return ", ".join(parts + [kind + blind + "(ours)"])
+    return f"DnCNN-{model['depth']}×{model['width']} {kind}{blind}(ours)"
+
+
+def levels(params: dict) -> list:
+    """The test noise levels: noise.sigma as a list."""
+    sigma = params["noise"]["sigma"]
+    return list(sigma) if isinstance(sigma, list) else [sigma]
 
 
 def median_seconds(run, repeats: int) -> float:
@@ -131,20 +142,23 @@ def table(work: Path, seconds: dict) -> str:
     metrics = json.loads((work / "eval" / "metrics.json").read_text())["test"]
     minutes = {name: json.loads((work / "checkpoints" / folder / "state.json").read_text())["train_seconds"] / 60
                for name, folder in (("reference", "reference"), ("model", "train"))}
-    header = [f"{SET_NAMES.get(s, s)} σ{sigma}" for s in sets for sigma in SIGMAS]
+    sigmas = levels(params)
+    header = [f"{SET_NAMES.get(s, s)} σ{sigma:g}" for s in sets for sigma in sigmas]
     bm3d = "CBM3D" if channels == 3 else "BM3D"
     size = f"{seconds['shape'][1]}×{seconds['shape'][0]}"
     lines = ["| method | " + " | ".join(header) + f" | training (min) | s per {size} image | speed vs {bm3d} |",
              "|---|" + "---|" * (len(header) + 3)]
     label = model_label(params["train"], channels)
-    rows = [("noisy", "noisy input"), ("baseline", f"{bm3d} (baseline stage)"), ("reference", "seed model (original design)")]
+    reference = params["reference"]
+    reference_label = "seed model (original design)" if reference["model"]["name"] == "seed" else model_label(reference, channels)
+    rows = [("noisy", "noisy input"), ("baseline", f"{bm3d} (baseline stage)"), ("reference", reference_label)]
     if seconds["ensemble"] > 1:  # time_one_image read evaluate.self_ensemble
         rows += [(SINGLE_PASS, f"{label}, one pass"), ("model", f"{label}, ×{seconds['ensemble']} self-ensemble")]
         minutes[SINGLE_PASS] = minutes["model"]
     else:
         rows += [("model", label)]
     for key, label in rows:
-        cells = [f"{metrics[f'{s}.sigma_{sigma}'][key]['psnr']:.2f} / {metrics[f'{s}.sigma_{sigma}'][key]['ssim']:.3f}" for s in sets for sigma in SIGMAS]
+        cells = [f"{metrics[f'{s}.sigma_{sigma}'][key]['psnr']:.2f} / {metrics[f'{s}.sigma_{sigma}'][key]['ssim']:.3f}" for s in sets for sigma in sigmas]
         train = f"{minutes[key]:.1f}" if key in minutes else "–"
         speed = f"{seconds[key]:.2f}" if key in seconds else "–"
         ratio = f"{seconds['baseline'] / seconds[key]:.0f}×" if key in ("reference", "model", SINGLE_PASS) else ("1×" if key == "baseline" else "–")

@@ -30,7 +30,7 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
     preset["split"]["val_fraction"] = 0.2
     (tmp_path / "preset.yaml").write_text(yaml.safe_dump(preset))
     bench = [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--data", str(tmp_path / "data"), "--work", str(tmp_path / "work"),
-             "--preset", str(tmp_path / "preset.yaml"), "--out", str(tmp_path / "results.md")]
+             "--cache", str(tmp_path / "cache"), "--preset", str(tmp_path / "preset.yaml"), "--out", str(tmp_path / "results.md")]
     result = subprocess.run(bench, env=env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = [line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| ")]

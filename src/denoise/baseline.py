@@ -56,7 +56,7 @@ def classical_denoise(noisy: np.ndarray, method: str, noise_type: str, level: fl
         scale = stabilised.max()
         restored = run(stabilised / scale, 1.0 / scale) * scale
         return ((restored / 2.0) ** 2 - 3.0 / 8.0).astype(np.float32) / level
-    if noise_type == "speckle":
+    if noise_type in ("speckle", "none"):  # no known Gaussian level: the wavelet estimate
         sigma = float(np.mean(estimate_sigma(noisy, channel_axis=-1)))
     else:
         sigma = level / 255.0

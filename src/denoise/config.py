@@ -16,15 +16,16 @@ import yaml
 
 from .errors import ConfigError
 
-NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle", "camera")
+NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle", "camera", "none")  # none: the photos are noisy already
 # The params key that holds the level of each noise type, its unit and its allowed range.
-NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount", "camera": "shot"}
+NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount", "camera": "shot", "none": "sigma"}
 MODELS = ("seed", "dncnn", "unet")
 LOSSES = ("bce", "mse", "l1", "psnr")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
 BASELINES = ("auto", "bm3d", "nlm", "none")
+TARGETS = ("clean", "neighbor2neighbor")  # train.target: what a batch trains toward (targets.py)
 # export.formats: what `denoise export` writes, and the exported file's suffix (a SavedModel is a folder)
 EXPORT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite", "saved_model": ""}
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
@@ -280,6 +281,7 @@ class TrainConfig:
     """A `train` section (and `reference`, which states only how it differs from `train`)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
+    target: str = "clean"
     loss: str = "l1"
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -305,8 +307,19 @@ class TrainConfig:
     def first_final_step(self) -> int:
         return (self.epochs - self.final.epochs) * self.steps_per_epoch
 
+    @property
+    def self_supervised(self) -> bool:
+        return self.target == "neighbor2neighbor"
+
     def validate(self, key: str) -> None:
+        _choice(self.target, f"{key}.target", TARGETS)
         _choice(self.loss, f"{key}.loss", LOSSES)
+        if self.self_supervised:
+            if self.sampling.fresh_noise:
+                raise ConfigError(f"{key}.sampling.fresh_noise: neighbor2neighbor learns from the noisy images as they are "
+                                  "(fresh noise would be made from clean ones); set it to false")
+            if self.final.loss is not None:
+                raise ConfigError(f"{key}.final.loss: neighbor2neighbor has its own loss; set it to null")
         _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
         _choice(self.backend, f"{key}.backend", BACKENDS)
         if isinstance(self.devices, str):
@@ -322,10 +335,11 @@ class TrainConfig:
         if self.optimizer.warmup_steps >= self.total_steps:
             raise ConfigError(f"{key}.optimizer.warmup_steps: {self.optimizer.warmup_steps} must be fewer than the "
                               f"{self.total_steps} training steps")
-        multiple = self.model.size_multiple
+        multiple = self.model.size_multiple * (2 if self.self_supervised else 1)  # neighbor2neighbor halves each patch
         for name, size in (("sampling.patch_size", self.sampling.patch_size), ("final.patch_size", self.final.patch_size)):
             if size is not None and size % multiple:
-                raise ConfigError(f"{key}.{name}: the {self.model.name} model downsamples {multiple}×, so it must be a multiple of {multiple}")
+                raise ConfigError(f"{key}.{name}: the {self.model.name} model downsamples {self.model.size_multiple}×"
+                                  f"{' (of half-size patches: neighbor2neighbor)' if self.self_supervised else ''}, so it must be a multiple of {multiple}")
 
 
 @dataclass(frozen=True)
@@ -440,6 +454,11 @@ def parse_params(raw: dict) -> Params:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sections)}")
     raw = {**raw, "reference": reference_params(raw.get("train"), raw.get("reference"))}
     params = Params(**{name: parse_section(hints[name], raw.get(name), name) for name in sections})
+    if params.noise.type == "none":  # noisy photos with no clean versions: only self-supervised training can use them
+        for section in ("train", "reference"):
+            if not getattr(params, section).self_supervised:
+                raise ConfigError(f"{section}.target: clean targets need clean images, and noise.type none says the photos are the "
+                                  "noisy ones; use neighbor2neighbor")
     if params.data.channels != 3:  # camera noise is made on a Bayer mosaic of RGB
         if params.noise.type == "camera":
             raise ConfigError("noise.type: camera noise needs RGB images; set data.channels: 3")

@@ -15,21 +15,31 @@ from .storage import Stack, atomic_path, write_json
 SINGLE_PASS = "model_single_pass"  # the model's first view alone, scored beside "model" when evaluate.self_ensemble > 1
 
 
-def score(clean: Stack, noisy: Stack, estimates: dict[str, list[np.ndarray]]) -> list[dict]:
-    """One row per (noisy image, method): PSNR and SSIM against the clean image.
+def estimated_sigma(image: np.ndarray) -> float:
+    """A no-reference figure: the noise σ left in an image, in 8-bit units (skimage's wavelet estimator)."""
+    from skimage.restoration import estimate_sigma
+
+    return float(np.mean(estimate_sigma(image, channel_axis=-1))) * 255.0
+
+
+def score(clean: Stack | None, noisy: Stack, estimates: dict[str, list[np.ndarray]]) -> list[dict]:
+    """One row per (noisy image, method): PSNR and SSIM against the clean image; with no clean images
+    (clean None: real noisy photos), the estimated noise σ left in each output instead.
 
     `estimates` maps a method name to its outputs, aligned with `noisy`; the noisy input itself is
     always scored as the method "noisy".
     """
-    truth = clean.by_name()
+    truth = clean.by_name() if clean is not None else {}
     rows = []
     for k, entry in enumerate(noisy.entries):
-        reference = truth[entry["name"]]
         for method, outputs in {"noisy": noisy.images, **estimates}.items():
-            rows.append({
-                "name": entry["name"], "set": entry.get("set"), "group": entry["group"], "level": entry["level"], "method": method,
-                "psnr": round(metrics.psnr(reference, outputs[k]), 4), "ssim": round(metrics.ssim(reference, outputs[k]), 4),
-            })
+            row = {"name": entry["name"], "set": entry.get("set"), "group": entry["group"], "level": entry["level"], "method": method}
+            if clean is None:
+                row["sigma"] = round(estimated_sigma(outputs[k]), 4)
+            else:
+                reference = truth[entry["name"]]
+                row.update(psnr=round(metrics.psnr(reference, outputs[k]), 4), ssim=round(metrics.ssim(reference, outputs[k]), 4))
+            rows.append(row)
     return rows
 
 
@@ -42,10 +52,8 @@ def summarize(rows: list[dict], level_key: str) -> dict:
         buckets[key, row["method"]].append(row)
     summary: dict = defaultdict(dict)
     for (key, method), items in buckets.items():
-        summary[key][method] = {
-            "psnr": round(float(np.mean([r["psnr"] for r in items])), 3),
-            "ssim": round(float(np.mean([r["ssim"] for r in items])), 4),
-        }
+        summary[key][method] = {name: round(float(np.mean([r[name] for r in items])), digits)
+                                for name, digits in (("psnr", 3), ("ssim", 4), ("sigma", 3)) if name in items[0]}
     return dict(summary)
 
 
@@ -71,11 +79,14 @@ def comparison_panel(panels: list[tuple[str, np.ndarray]]) -> Image.Image:
     return strip
 
 
-def evaluate(test: tuple[Stack, Stack], train: tuple[Stack, Stack], baseline: Stack, model_paths: dict[str, str], config: EvaluateConfig, level_key: str, out_dir: str | Path) -> dict:
+def evaluate(test: tuple[Stack, Stack], train: tuple[Stack, Stack], baseline: Stack, model_paths: dict[str, str], config: EvaluateConfig, level_key: str,
+             out_dir: str | Path, references: bool = True) -> dict:
     """Score every method on the test set and the model on a sample of training images; write
-    metrics.json, per_image.json, plots/psnr.json and compare/*.png under out_dir."""
+    metrics.json, per_image.json, plots/psnr.json and compare/*.png under out_dir. Without references
+    (noise.type none: the photos are the noisy ones), the figures are each output's estimated noise σ."""
     out_dir = Path(out_dir)
     clean, noisy = test
+    clean = clean if references else None
     loaded = {name: inference.load_model(path) for name, path in model_paths.items()}
     estimates = {"baseline": baseline.images}
     for name, model in loaded.items():
@@ -87,7 +98,7 @@ def evaluate(test: tuple[Stack, Stack], train: tuple[Stack, Stack], baseline: St
     rows = score(clean, noisy, estimates)
     summary = summarize(rows, level_key)
     sample = Stack(train[1].entries[: config.train_sample], train[1].images[: config.train_sample])
-    train_rows = score(train[0], sample, {"model": [inference.self_ensemble(lambda view: inference.predict_tiled(loaded["model"], view), image,
+    train_rows = score(train[0] if references else None, sample, {"model": [inference.self_ensemble(lambda view: inference.predict_tiled(loaded["model"], view), image,
                                                                            config.self_ensemble) for image in sample.images]})
     train_summary = summarize([r for r in train_rows if r["method"] == "model"], level_key)
     write_json(out_dir / "metrics.json", {
@@ -98,23 +109,27 @@ def evaluate(test: tuple[Stack, Stack], train: tuple[Stack, Stack], baseline: St
     write_json(out_dir / "per_image.json", {"test": rows, "train_sample": train_rows})
     write_json(out_dir / "plots" / "psnr.json", [
         {"method": m, "noise": g, "psnr": v["psnr"], "ssim": v["ssim"]}
-        for g, methods in summary.items() for m, v in methods.items()
+        for g, methods in summary.items() for m, v in methods.items() if "psnr" in v
     ])
     _write_comparisons(out_dir / "compare", clean, noisy, estimates, rows, level_key, config.compare_images)
     return summary
 
 
-def _write_comparisons(folder: Path, clean: Stack, noisy: Stack, estimates: dict, rows: list[dict], level_key: str, count: int) -> None:
-    truth = clean.by_name()
-    scores = {(r["name"], r["group"], r["method"]): r["psnr"] for r in rows}
+def _write_comparisons(folder: Path, clean: Stack | None, noisy: Stack, estimates: dict, rows: list[dict], level_key: str, count: int) -> None:
+    """clean | noisy | baseline | model strips, each output labelled with its PSNR (or, with no clean images,
+    the noise σ estimated in it)."""
+    truth = clean.by_name() if clean is not None else None
+    figure = "psnr" if clean is not None else "sigma"
+    scores = {(r["name"], r["group"], r["method"]): r[figure] for r in rows}
     with atomic_path(folder) as tmp:
         tmp.mkdir()
         chosen = list(dict.fromkeys(entry["name"] for entry in noisy.entries))[:count]
         for k, entry in enumerate(noisy.entries):
             if entry["name"] not in chosen:
                 continue
-            panels = [("clean", truth[entry["name"]])]
+            panels = [("clean", truth[entry["name"]])] if truth else []
             for method, outputs in {"noisy": noisy.images, "baseline": estimates["baseline"], "model": estimates["model"]}.items():
-                panels.append((f"{method} {scores[entry['name'], entry['group'], method]:.2f} dB", outputs[k]))
+                value = scores[entry["name"], entry["group"], method]
+                panels.append((f"{method} {value:.2f} dB" if truth else f"{method} σ≈{value:.1f}", outputs[k]))
             stem = Path(entry["name"]).with_suffix("").as_posix().replace("/", "_")
             comparison_panel(panels).save(tmp / f"{stem}_{level_key}{entry['group']}.png")

@@ -46,6 +46,8 @@ def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = Fals
         qualities = sample_levels(jpeg_quality, len(batch), rng) if jpeg_quality else np.full(len(batch), 100.0)
         noisy = np.stack([_camera_image(image, float(s), float(q), rng) for image, s, q in zip(batch, shots, qualities)])
         return noisy if clean.ndim == 4 else noisy[0]
+    if noise_type == "none":  # the images are noisy already (real photos with no clean version)
+        return clean.copy()
     if noise_type == "gaussian":
         noisy = clean + rng.standard_normal(clean.shape, np.float32) * (level / 255.0)
     elif noise_type == "speckle":
@@ -76,7 +78,9 @@ def noisy_copies(clean: np.ndarray, image_hash: str, config: NoiseConfig):
     the range. Seeds come from the global seed and the image's content hash, so adding an image
     never changes another image's noise."""
     levels = config.levels
-    if levels.is_range:
+    if config.type == "none":
+        chosen = [0.0]
+    elif levels.is_range:
         chosen = [float(sample_levels(levels, 1, derive_seed("level", config.seed, image_hash))[0])]
     else:
         chosen = list(levels.values)
@@ -90,7 +94,8 @@ def noisy_stack(clean: Stack, config: NoiseConfig):
     its clean image and level. The noise depends on the image's content hash alone."""
     for entry, image in clean:
         for level, copy in noisy_copies(image, entry["sha256"], config):
-            yield {"name": entry["name"], "level": level, "group": config.levels.label(level)}, copy
+            group = "real" if config.type == "none" else config.levels.label(level)
+            yield {"name": entry["name"], "level": level, "group": group}, copy
 
 
 def _noisy_shard(job):
@@ -100,7 +105,7 @@ def _noisy_shard(job):
 def save_noisy_stack(path, clean: Stack, config: NoiseConfig, processes: int | None = None) -> int:
     """Write the noisy copies of a clean stack as a float32 stack at `path`: each shard drawn and written by
     a worker process (default: every core) that reads its own clean images. Returns the number of copies."""
-    copies = 1 if config.levels.is_range else len(config.levels.values)
+    copies = 1 if config.levels.is_range or config.type == "none" else len(config.levels.values)
     sizes = [int(np.prod(clean.shape(k))) * copies * 4 for k in range(len(clean))]
     jobs = ((clean.subset(group), config) for group in shard_groups(sizes))
     return save_stack_parallel(path, jobs, _noisy_shard, np.float32, processes)

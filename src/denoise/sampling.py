@@ -12,6 +12,7 @@ from .config import NOISE_LEVEL_KEYS, Levels, NoiseConfig, SamplingConfig, Train
 from .errors import ConfigError
 from .noise import add_noise, derive_seed, sample_levels
 from .storage import Stack
+from .targets import draw_selectors, subsample_numpy
 
 
 def dihedral(patches: np.ndarray, flips: np.ndarray) -> np.ndarray:
@@ -23,7 +24,9 @@ def dihedral(patches: np.ndarray, flips: np.ndarray) -> np.ndarray:
 
 class PatchSampler:
     """batch(step) -> (noisy, clean) float32 N×S×S×C arrays, with the sampling that train.sampling (and, for
-    the last train.final.epochs, train.final) describes. Reads only the patches it cuts from the stacks."""
+    the last train.final.epochs, train.final) describes. Reads only the patches it cuts from the stacks.
+    Under train.target neighbor2neighbor: ((noisy, selectors N×S/2×S/2×8), g2(noisy) N×S/2×S/2×C) from the
+    noisy copies alone; no clean pixel is read (targets.py)."""
 
     def __init__(self, clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig):
         self.config, self.noise = config, noise
@@ -58,9 +61,15 @@ class PatchSampler:
         clean, noisy = [], []
         for pair, (top, left) in zip(pick, corner):
             c, n = self.pairs[pair]
-            clean.append(self.clean.patch(c, top, left, size))
+            if not self.config.self_supervised:
+                clean.append(self.clean.patch(c, top, left, size))
             if n is not None:
                 noisy.append(self.noisy.patch(n, top, left, size))
+        if self.config.self_supervised:
+            inputs = np.stack(noisy)
+            inputs = dihedral(inputs, flips) if phase.augment else inputs
+            selectors = draw_selectors(count, size, size, rng)
+            return (inputs, selectors), subsample_numpy(inputs, selectors[..., 4:])
         target = np.stack(clean)
         if phase.augment:
             target = dihedral(target, flips)
@@ -85,6 +94,11 @@ class PatchSampler:
         return noisy
 
 
+def _flat(batch):
+    (noisy, selectors), target = batch
+    return noisy, selectors, target
+
+
 class Batches(keras.utils.PyDataset):
     """Batches first_step … first_step + steps − 1 of a sampler, in order, as Keras's fit() takes them (with
     shuffle=False). One worker: Keras restarts a pool of workers at each epoch from the first index, which
@@ -104,8 +118,8 @@ class Batches(keras.utils.PyDataset):
         batch = self.sampler.batch(self.first_step + index)
         if self.parts == 1:
             return batch
-        rows = len(batch[0]) // self.parts
-        return tuple(array[self.part * rows : (self.part + 1) * rows] for array in batch)
+        rows = len(batch[1]) // self.parts
+        return keras.tree.map_structure(lambda array: array[self.part * rows : (self.part + 1) * rows], batch)
 
 
 def batches(sampler: PatchSampler, first_step: int, steps: int, part: tuple[int, int] = (0, 1)):
@@ -119,9 +133,16 @@ def batches(sampler: PatchSampler, first_step: int, steps: int, part: tuple[int,
 
     phase = sampler.phase(first_step)
     assert phase == sampler.phase(first_step + steps - 1), "one phase per call"
-    shape = [phase.batch_size // part[1], phase.patch_size, phase.patch_size, sampler.clean.shape(0)[-1]]
+    rows, size, channels = phase.batch_size // part[1], phase.patch_size, sampler.clean.shape(0)[-1]
+    shape = [rows, size, size, channels]
 
     def make(index):
+        if sampler.config.self_supervised:
+            noisy, selectors, target = tf.numpy_function(lambda k: _flat(data[int(k)]), [index], [tf.float32] * 3, stateful=False)
+            noisy.set_shape(shape)
+            selectors.set_shape([rows, size // 2, size // 2, 8])
+            target.set_shape([rows, size // 2, size // 2, channels])
+            return (noisy, selectors), target
         noisy, clean = tf.numpy_function(lambda k: data[int(k)], [index], [tf.float32, tf.float32], stateful=False)
         noisy.set_shape(shape)
         clean.set_shape(shape)

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import inference, metrics, models
+from . import inference, metrics, models, targets
 from .config import NoiseConfig, TrainConfig
 from .errors import ConfigError
 from .losses import get_loss
@@ -97,13 +97,22 @@ def set_precision(choice: str) -> str:
 
 
 class ValidationPSNR(keras.callbacks.Callback):
-    """Adds `val_psnr` (8-bit PSNR over full validation images) to the epoch logs."""
+    """Adds `val_psnr` (8-bit PSNR over full validation images) to the epoch logs. For a self-supervised
+    network (`network` given: fit() trains a wrapper around it), no clean image is read: `val_psnr` is then
+    the neighbour PSNR of the noisy validation images (targets.neighbour_psnr)."""
 
-    def __init__(self, clean: Stack, noisy: Stack):
+    def __init__(self, clean: Stack, noisy: Stack, network: keras.Model | None = None):
         super().__init__()
-        self.pairs = [(clean.by_name()[e["name"]], image) for e, image in zip(noisy.entries, noisy.images)]
+        self.network = network
+        if network is None:
+            self.pairs = [(clean.by_name()[e["name"]], image) for e, image in zip(noisy.entries, noisy.images)]
+        else:
+            self.noisy = list(noisy.images)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.network is not None:
+            logs["val_psnr"] = targets.neighbour_psnr(self.network, self.noisy)
+            return
         # tiles of 512² bound the memory of large validation images (smaller ones are one pass, as before)
         logs["val_psnr"] = float(np.mean([metrics.psnr(c, inference.predict_tiled(self.model, n)) for c, n in self.pairs]))
 
@@ -112,14 +121,15 @@ class Checkpoint(keras.callbacks.Callback):
     """After each epoch: save the last model (with optimizer state) and the best by val_psnr, the state with
     the history of every epoch, and the DVCLive files made from that history."""
 
-    def __init__(self, folder: Path, live_dir: Path, fingerprint: str, state: dict):
+    def __init__(self, folder: Path, live_dir: Path, fingerprint: str, state: dict, network: keras.Model | None = None):
         super().__init__()
         self.folder, self.live_dir, self.fingerprint, self.state = folder, live_dir, fingerprint, state
+        self.network = network  # what best.keras holds when fit() trains a wrapper around it
         self.started, self.earlier_seconds = time.perf_counter(), state.get("train_seconds", 0.0)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs["val_psnr"] > self.state.get("best_val_psnr", -np.inf):
-            self._save(self.folder / "best.keras")
+            self._save(self.folder / "best.keras", self.network)
             self.state.update(best_val_psnr=logs["val_psnr"], best_epoch=epoch + 1)
         self._save(self.folder / "last.keras")
         if processes()[0] != 0:  # one process of a multi-host run writes
@@ -130,15 +140,16 @@ class Checkpoint(keras.callbacks.Callback):
         write_json(self.folder / "state.json", self.state)
         write_live(self.live_dir, history)
 
-    def _save(self, path: Path):
-        """Save the model to `path`; in a multi-host run every process takes part in gathering the weights,
-        and all but the first write to a scratch file that is thrown away."""
+    def _save(self, path: Path, model: keras.Model | None = None):
+        """Save the model (default: the one fit() trains) to `path`; in a multi-host run every process takes part
+        in gathering the weights, and all but the first write to a scratch file that is thrown away."""
+        model = model or self.model
         if processes()[0] != 0:
             with tempfile.TemporaryDirectory() as scratch:
-                self.model.save(Path(scratch) / path.name)
+                model.save(Path(scratch) / path.name)
             return
         with atomic_path(path) as tmp:
-            self.model.save(tmp)
+            model.save(tmp)
 
 
 def write_live(live_dir: Path, history: list[dict]) -> bool:
@@ -186,25 +197,28 @@ def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Pa
     state = read_json(state_file) if state_file.exists() else {}
     resume = state.get("fingerprint") == run_fingerprint and not state.get("complete") and (checkpoint_dir / "last.keras").exists()
     if resume:
-        model = keras.saving.load_model(checkpoint_dir / "last.keras", safe_mode=True)
-        optimizer, start = model.optimizer, state["epochs_done"]
+        fitted = keras.saving.load_model(checkpoint_dir / "last.keras", safe_mode=True)
+        optimizer, start = fitted.optimizer, state["epochs_done"]
+        model = next(layer for layer in fitted.layers if isinstance(layer, keras.Model)) if config.self_supervised else fitted
         print(f"resuming from the checkpoint after epoch {start} in {checkpoint_dir}")
     else:
         state, start = {}, 0
-        model = models.build_model(config.model, channels=train_pairs[0].images[0].shape[-1])
+        model = models.build_model(config.model, channels=train_pairs[1].shape(0)[-1])
+        fitted = targets.training_model(model) if config.self_supervised else model  # what fit() trains
         optimizer = adam(config)
     sampler = PatchSampler(*train_pairs, config, noise)
-    callbacks = [ValidationPSNR(*val_pairs), Checkpoint(checkpoint_dir, live_dir, run_fingerprint, state), *extra]
+    network = model if config.self_supervised else None
+    callbacks = [ValidationPSNR(*val_pairs, network), Checkpoint(checkpoint_dir, live_dir, run_fingerprint, state, network), *extra]
     first_final = config.epochs - config.final.epochs
     phases = [(config.loss, start, min(first_final, config.epochs)), (config.final.loss or config.loss, max(start, first_final), config.epochs)]
     for loss, begin, end in phases:
         if end <= begin:
             continue
-        model.compile(optimizer=optimizer, loss=get_loss(loss))
+        fitted.compile(optimizer=optimizer, loss=targets.Neighbor2NeighborLoss() if config.self_supervised else get_loss(loss))
         data = batches(sampler, begin * config.steps_per_epoch, (end - begin) * config.steps_per_epoch, part=processes())
-        model.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
+        fitted.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2)
-        if model.stop_training:
+        if fitted.stop_training:
             break
     state.update(complete=True, precision=precision, backend=keras.backend.backend())
     if processes()[0] == 0:
