@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench bench-real release levers bench-scale step-time tune tune-show tune-dashboard
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench bench-real score release levers bench-scale step-time tune tune-show tune-dashboard
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,9 +80,16 @@ bench: $(BM3D)
 bench-real: $(BM3D)
 	$(BIN)/python bench/real_bench.py --data $(DATA) $(if $(MODEL),--model "$(MODEL)")
 
-# The model `denoise` uses out of the box: WORK's model (default bench/work-camera) to models/released/ with its provenance.
+# Models side by side on clean sets with seeded Gaussian noise, as `denoise` runs them: make score MODELS="a=x.keras b=y.keras" SETS="bsd68 cbsd68"
+MODELS ?= released=models/released/photo.keras
+SETS ?= bsd68
+score: $(INSTALLED)
+	$(BIN)/python bench/score_models.py $(foreach m,$(MODELS),--model $(m)) $(foreach s,$(SETS),--set $(DATA)/$(s))
+
+# The models `denoise` uses out of the box, with their provenance: bench/work-camera's to models/released/photo.keras,
+# and with WORK=bench/work PRESET=bench/preset.yaml OUT=models/released/gray.keras the gray one.
 release: $(INSTALLED)
-	$(BIN)/python bench/release.py $(if $(WORK),--work $(WORK))
+	$(BIN)/python bench/release.py $(if $(WORK),--work $(WORK)) $(if $(filter command line,$(origin PRESET)),--preset $(PRESET)) $(if $(OUT),--out $(OUT))
 
 # Training levers at equal training time (bench/levers.yaml → bench/levers.md), on the split `make bench` prepared; ~6 min a variant.
 levers: $(INSTALLED)

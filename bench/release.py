@@ -1,6 +1,6 @@
-"""`make release`: the model that `denoise` uses out of the box, from a finished `make bench` work copy.
+"""`make release`: a model that `denoise` uses out of the box, from a finished `make bench` work copy.
 
-Copies WORK/models/model.keras to models/released/photo.keras without the optimizer's state (a third of the
+Copies WORK/models/model.keras to models/released/photo.keras (--out: gray.keras for the gray one) without the optimizer's state (a third of the
 size; the .keras file stays any Keras 3's to load) and writes its provenance beside it, models/released/photo.json:
 the preset and the commit that trained it, the training time, the work copy's test metrics (eval/metrics.json)
 and, where `make bench-real` has run, the real-noise table. docs/models.md is the model card that reads it.
@@ -13,6 +13,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -43,13 +45,14 @@ def main():
     state = json.loads((work / "checkpoints" / "train" / "state.json").read_text())
     metrics = json.loads((work / "eval" / "metrics.json").read_text())["test"]
     real = ROOT / "bench" / "results-real.md"
+    color = yaml.safe_load((work / "params.yaml").read_text())["data"]["channels"] == 3  # the real-noise table scores color models
     provenance = {
         "file": out.name, "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "megabytes": round(out.stat().st_size / 1e6, 2),
         "preset": args.preset, "commit": commit, "released": datetime.date.today().isoformat(),
         "training_minutes": round(state["train_seconds"] / 60, 1), "best_val_psnr": state.get("best_val_psnr"),
         "test": {group: {m: values for m, values in methods.items() if m in ("noisy", "baseline", "model", "model_single_pass")}
                  for group, methods in metrics.items()},
-        "real_noise_table": real.read_text() if real.is_file() else None,
+        "real_noise_table": real.read_text() if real.is_file() and color else None,
     }
     side = out.with_suffix(".json")
     side.with_suffix(".tmp").write_text(json.dumps(provenance, indent=1) + "\n")

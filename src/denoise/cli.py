@@ -20,8 +20,11 @@ from .errors import DenoiseError
 from .storage import atomic_path
 
 FORMATS = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp"}
-# the released photo model (color, blind, Gaussian + camera noise; docs/models.md), inside the repository
-RELEASED_MODEL = Path(__file__).resolve().parents[2] / "models" / "released" / "photo.keras"
+# the released models (docs/models.md), inside the repository: color (blind, Gaussian + camera noise) for color
+# images, gray (blind, Gaussian) for gray ones; a color model on a gray image's replicated channels meets noise
+# that is identical in every channel, unlike anything it trained on, and barely denoises it (docs/models.md)
+RELEASED = Path(__file__).resolve().parents[2] / "models" / "released"
+RELEASED_MODEL, RELEASED_GRAY = RELEASED / "photo.keras", RELEASED / "gray.keras"
 PILLOW_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 EXAMPLES = """examples:
   denoise photo.jpg -o photo-clean.jpg                # the released photo model, nothing to train
@@ -53,8 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (png, jpg, tif, bmp) or folders, searched recursively")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (for one input file) or folder (mirrors the input tree)")
-    parser.add_argument("--model", default=str(RELEASED_MODEL), help="trained .keras model, or an exported .onnx / .xml (OpenVINO) / .tflite "
-                        "(default: the released photo model, models/released/photo.keras; `make repro` trains models/model.keras)")
+    parser.add_argument("--model", default=None, help="trained .keras model, or an exported .onnx / .xml (OpenVINO) / .tflite "
+                        "(default: the released models, models/released/photo.keras for color images and gray.keras for gray ones; "
+                        "`make repro` trains models/model.keras)")
     parser.add_argument("--engine", default="auto", choices=("auto", *ENGINES),
                         help="what runs the model: auto (default) picks the fastest one installed for the file: keras for .keras, "
                         "openvino (else onnxruntime) for .onnx, openvino for .xml, litert for .tflite")
@@ -145,6 +149,38 @@ def quiet_start(verbose: bool):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+class Released:
+    """The released models as one denoiser: the gray model for gray images (where the file is present), the
+    color model for the others. Each is loaded when first needed."""
+
+    def __init__(self, *options):
+        if not RELEASED_MODEL.is_file():
+            raise DenoiseError(f"{RELEASED_MODEL}: the released model is missing from this checkout; pass --model (make repro trains models/model.keras)")
+        self.options, self.loaded = options, {}
+
+    def pick(self, pixels: np.ndarray):
+        from .inference import Denoiser
+
+        path = RELEASED_GRAY if pixels.shape[-1] == 1 and RELEASED_GRAY.is_file() else RELEASED_MODEL
+        if path not in self.loaded:
+            self.loaded[path] = Denoiser(path, *self.options)
+        return self.loaded[path]
+
+    def __call__(self, pixels: np.ndarray, progress=None) -> np.ndarray:
+        return self.pick(pixels)(pixels, progress)
+
+    def tiles_for(self, pixels: np.ndarray) -> int:
+        return self.pick(pixels).tiles_for(pixels)
+
+    @property
+    def notes(self) -> set[str]:
+        return set().union(*(denoiser.notes for denoiser in self.loaded.values()))
+
+    @property
+    def sigma_applied(self) -> bool:
+        return all(denoiser.sigma_applied for denoiser in self.loaded.values())
+
+
 def estimate_sigma(pixels: np.ndarray) -> float:
     """Noise σ in 8-bit units from the finest wavelet sub-band (Donoho's MAD estimator)."""
     from skimage.restoration import estimate_sigma as wavelet_sigma
@@ -197,8 +233,8 @@ def main(argv=None) -> int:
         with quiet_start(args.verbose):
             from .inference import Denoiser
 
-            denoiser = Denoiser(args.model, args.tile, args.overlap, args.batch, args.self_ensemble, args.engine,
-                                sigma=args.sigma if isinstance(args.sigma, float) else None)
+            options = (args.tile, args.overlap, args.batch, args.self_ensemble, args.engine, args.sigma if isinstance(args.sigma, float) else None)
+            denoiser = Denoiser(args.model, *options) if args.model else Released(*options)
     except DenoiseError as error:
         print(f"denoise: {error}", file=sys.stderr)
         return 2
