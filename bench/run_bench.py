@@ -25,6 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SET_NAMES = {"bsd68": "BSD68", "set12": "Set12", "cbsd68": "CBSD68"}
+SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)  # the gray protocol's, which make levers reports
 SINGLE_PASS = "model_single_pass"  # as denoise.evaluation.SINGLE_PASS (the table reads the work copy's metrics)
 
 

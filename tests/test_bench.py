@@ -1,6 +1,7 @@
 """`make bench` end to end on tiny stand-ins for train400, BSD68 and Set12 (real data: make bench)."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -67,12 +68,16 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "bench").glob("preset*.yaml")))
 def test_every_bench_preset_is_valid_params(preset, tmp_path):
-    for folder in ("train400", "bsd68", "set12"):
+    for folder in ("train400", "bsd68", "set12", "cbsd432", "cbsd68"):
         (tmp_path / folder).mkdir()
-    raw = run_bench.merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load((ROOT / "bench" / preset).read_text()), tmp_path)
+    raw = run_bench.merge(yaml.safe_load((ROOT / "params.yaml").read_text()), run_bench.load_preset(ROOT / "bench" / preset), tmp_path)
     params = parse_params(raw)
-    assert params.train.model.name == "unet" and params.train.sampling.fresh_levels is not None
-    assert params.reference.model.name == "seed" and params.reference.final.epochs == 0
+    assert params.train.model.name == "unet" and params.reference.final.epochs == 0
+    if params.train.self_supervised:  # the reference row: the same network, supervised
+        assert not params.train.sampling.fresh_noise and params.reference.target == "clean" and params.reference.model == params.train.model
+    else:  # blind models against the original design
+        assert params.train.sampling.fresh_levels is not None and params.reference.model.name == "seed"
+    assert run_bench.test_sets(raw) and all(Path(source).is_dir() for source in params.split.test_source)
 
 
 def test_bench_scale_runs_the_stages_on_a_tiny_data_set_and_prints_its_table(tmp_path):
