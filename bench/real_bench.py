@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from denoise import images, metrics  # noqa: E402
+from denoise.evaluation import estimated_sigma  # noqa: E402
 from denoise.parallel import ordered_map  # noqa: E402
 
 DEFAULT_MODELS = [("Gaussian-only color blind model (bench/preset-color.yaml)", "bench/work-color/models/model.keras"),
@@ -47,12 +48,6 @@ def pairs(folder: Path) -> list[tuple[str, Path, Path]]:
 
 def read(path: Path) -> np.ndarray:
     return images.to_channels(images.read_image(path).pixels, 3)
-
-
-def estimated_sigma(noisy: np.ndarray) -> float:
-    from skimage.restoration import estimate_sigma
-
-    return float(np.mean(estimate_sigma(noisy, channel_axis=-1))) * 255.0
 
 
 def _cbm3d_job(job):

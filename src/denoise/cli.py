@@ -181,13 +181,6 @@ class Released:
         return all(denoiser.sigma_applied for denoiser in self.loaded.values())
 
 
-def estimate_sigma(pixels: np.ndarray) -> float:
-    """Noise σ in 8-bit units from the finest wavelet sub-band (Donoho's MAD estimator)."""
-    from skimage.restoration import estimate_sigma as wavelet_sigma
-
-    return float(np.mean(wavelet_sigma(pixels, channel_axis=-1))) * 255.0
-
-
 def write_output(decoded: images.Decoded, pixels: np.ndarray, target: Path) -> None:
     suffix = target.suffix.lower()
     pillow_format = PILLOW_FORMATS.get(suffix)
@@ -253,7 +246,9 @@ def main(argv=None) -> int:
         try:
             decoded = images.read_image(job.source)
             if args.sigma == "auto":
-                tqdm.write(f"{job.source}: estimated noise sigma {estimate_sigma(decoded.pixels):.1f} (8-bit units); "
+                from .evaluation import estimated_sigma
+
+                tqdm.write(f"{job.source}: estimated noise sigma {estimated_sigma(decoded.pixels):.1f} (8-bit units); "
                            "informational: the model makes its own estimate", file=sys.stderr)
             tiles = denoiser.tiles_for(decoded.pixels)
             with tqdm(total=tiles, desc=job.source.name, unit="tile", leave=False, disable=tiles < 4, file=sys.stderr) as bar:
