@@ -106,6 +106,24 @@ def test_camera_noise_keeps_odd_shapes_batches_and_jpeg_quality():
     assert list(errors) == sorted(errors)  # one shot level per patch
 
 
+def test_camera_noise_reduction_leaves_wider_grain_and_chroma_blotches():
+    """The camera's noise reduction (noise.nr) low-passes the noise: the wider it is, the more the noise two
+    pixels apart agrees, and the less of it the white-noise estimate in the models' noise map sees; chroma
+    is smoothed harder than luma."""
+    flat = np.full((96, 96, 3), 0.4, np.float32)
+    noise = {width: add_noise(flat, "camera", 4e-3, derive_seed(9), nr=Levels(values=(width,))) - flat for width in (0.0, 1.0, 2.0)}
+
+    def correlation(residual, lag=2):
+        return np.corrcoef(residual[:, :-lag].ravel(), residual[:, lag:].ravel())[0, 1]
+
+    luma = {width: n.mean(axis=-1) for width, n in noise.items()}
+    chroma = {width: n[..., 0] - n[..., 1] for width, n in noise.items()}
+    assert correlation(luma[0.0]) < correlation(luma[1.0]) < correlation(luma[2.0])
+    assert correlation(chroma[1.0]) > correlation(luma[1.0])
+    high = {width: np.abs(np.diff(n, axis=0)).mean() for width, n in noise.items()}
+    assert high[0.0] > high[1.0] > high[2.0]
+
+
 def test_camera_noise_refuses_gray_images():
     from denoise.errors import DenoiseError
 

@@ -141,10 +141,11 @@ class NoiseConfig:
     amount: Levels = Levels(values=(0.05,))
     shot: Levels = Levels(low=1e-4, high=0.012, log=True)
     jpeg_quality: Levels = Levels(low=75.0, high=100.0)
+    nr: Levels = Levels(low=0.0, high=2.0)
     clip: bool = False
     seed: int = 0
 
-    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0), "shot": (1e-6, 1.0), "jpeg_quality": (1.0, 100.0)}
+    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0), "shot": (1e-6, 1.0), "jpeg_quality": (1.0, 100.0), "nr": (0.0, 8.0)}
 
     @property
     def level_key(self) -> str:

@@ -14,7 +14,7 @@ import io
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import convolve
+from scipy.ndimage import convolve, gaussian_filter
 
 from .config import Levels, NoiseConfig
 from .errors import DenoiseError
@@ -32,9 +32,11 @@ def generator(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = False, jpeg_quality: Levels | None = None) -> np.ndarray:
+def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = False, jpeg_quality: Levels | None = None,
+              nr: Levels | None = None) -> np.ndarray:
     """Noisy float32 version of `clean` (floats in [0, 1], H×W×C or N×H×W×C); `level` broadcasts against
-    `clean` (per patch). Camera noise draws a JPEG quality per image from `jpeg_quality` (None: no JPEG)."""
+    `clean` (per patch). Camera noise draws a JPEG quality per image from `jpeg_quality` (None: no JPEG) and
+    the width of the camera's noise reduction from `nr` (None: none)."""
     rng = generator(seed)
     clean = np.asarray(clean, np.float32)
     level = np.asarray(level, np.float32)
@@ -44,7 +46,9 @@ def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = Fals
         batch = clean if clean.ndim == 4 else clean[None]
         shots = np.broadcast_to(level.reshape(-1) if level.size > 1 else level.reshape(()), (len(batch),))
         qualities = sample_levels(jpeg_quality, len(batch), rng) if jpeg_quality else np.full(len(batch), 100.0)
-        noisy = np.stack([_camera_image(image, float(s), float(q), rng) for image, s, q in zip(batch, shots, qualities)])
+        widths = sample_levels(nr, len(batch), rng) if nr else np.zeros(len(batch))
+        noisy = np.stack([_camera_image(image, float(s), float(q), rng, float(w))
+                          for image, s, q, w in zip(batch, shots, qualities, widths)])
         return noisy if clean.ndim == 4 else noisy[0]
     if noise_type == "none":  # the images are noisy already (real photos with no clean version)
         return clean.copy()
@@ -86,7 +90,7 @@ def noisy_copies(clean: np.ndarray, image_hash: str, config: NoiseConfig):
         chosen = list(levels.values)
     for level in chosen:
         yield level, add_noise(clean, config.type, level, derive_seed("noise", config.seed, image_hash, config.type, level), config.clip,
-                               config.jpeg_quality)
+                               config.jpeg_quality, config.nr)
 
 
 def noisy_stack(clean: Stack, config: NoiseConfig):
@@ -167,13 +171,25 @@ def _untone(display: np.ndarray) -> np.ndarray:
     return np.maximum(gamma, 1e-8) ** 2.2
 
 
-def _camera_image(clean: np.ndarray, shot: float, quality: float, rng: np.random.Generator) -> np.ndarray:
+def _noise_reduction(noise: np.ndarray, width: float) -> np.ndarray:
+    """The camera's own noise reduction, as a low-pass on the processed noise: its luma (the channel mean) by a
+    Gaussian of `width` pixels, its chroma (the rest) by twice that, since cameras smooth colour noise harder
+    than brightness noise. What is left is the blotchy, spatially correlated noise of in-camera JPEGs, which
+    a white-noise level estimate barely sees."""
+    if width <= 0:
+        return noise
+    luma = noise.mean(axis=-1, keepdims=True)
+    return gaussian_filter(luma, (width, width, 0)) + gaussian_filter(noise - luma, (2 * width, 2 * width, 0))
+
+
+def _camera_image(clean: np.ndarray, shot: float, quality: float, rng: np.random.Generator, nr: float = 0.0) -> np.ndarray:
     """One H×W×3 sRGB image as a camera would have recorded it: the image taken back to a raw Bayer mosaic
     (inverse tone curve and gamma, inverse colour matrix, inverse white balance), Poisson–Gaussian noise there
     (variance read + shot · signal, the read noise tied to the shot noise as Brooks et al. fit it over real
     cameras), then demosaicing, white balance, colour matrix, gamma and tone curve. The noise is the
-    difference that the noisy mosaic makes after processing, added to the clean image (so the clean image
-    stays the target, with no demosaicing loss of its own), and the result is saved as a JPEG at `quality`."""
+    difference that the noisy mosaic makes after processing, low-passed by the camera's noise reduction of
+    width `nr` (_noise_reduction), added to the clean image (so the clean image stays the target, with no
+    demosaicing loss of its own), and the result is saved as a JPEG at `quality`."""
     rgb_to_camera, gains = _camera(rng)
     height, width = clean.shape[:2]
     masks = _bayer_masks(height, width)
@@ -186,7 +202,7 @@ def _camera_image(clean: np.ndarray, shot: float, quality: float, rng: np.random
         camera_rgb = _demosaic(m, masks) * gains
         return _tone(np.clip(camera_rgb @ np.linalg.inv(rgb_to_camera).T, 0.0, 1.0))
 
-    noisy = np.clip(clean + process(noisy_mosaic) - process(mosaic), 0.0, 1.0)
+    noisy = np.clip(clean + _noise_reduction(process(noisy_mosaic) - process(mosaic), nr), 0.0, 1.0)
     if quality >= 100:
         return noisy.astype(np.float32)
     buffer = io.BytesIO()
