@@ -32,19 +32,20 @@ SINGLE_PASS = "model_single_pass"  # as denoise.evaluation.SINGLE_PASS (the tabl
 def model_label(train: dict, channels: int = 1) -> str:
     """A table row's name for a trained section (train, or a reference that is not the seed model)."""
     model, sampling = train["model"], train["sampling"]
-    kind = "color, " if channels == 3 else ""
-    kind += "Gaussian + camera noise, " if "camera" in (sampling.get("noise_types") or ()) else ""
+    kinds = ["color"] if channels == 3 else []
+    kinds += ["Gaussian + camera noise"] if "camera" in (sampling.get("noise_types") or ()) else []
     if train.get("target") == "neighbor2neighbor":
-        kind += "Neighbor2Neighbor on one noisy copy per image (no clean image), "
+        kinds += ["Neighbor2Neighbor on one noisy copy per image (no clean image)"]
     elif not sampling.get("fresh_levels") and not isinstance(sampling.get("fresh_levels"), dict):
-        kind += "supervised, "
-    blind = "blind " if isinstance(sampling.get("fresh_levels"), dict) else ""
+        kinds += ["supervised"]
+    ours = "blind (ours)" if isinstance(sampling.get("fresh_levels"), dict) else "(ours)"
     if model["name"] == "unet":
         parts = [f"U-Net {model['width']}–{model['width'] * 4}", f"{model['depth']} block{'s' if model['depth'] > 1 else ''}/level"]
         parts += [f"{model['full_width']}-ch full-resolution ends"] if model.get("full_width") else []
         parts += ["estimated noise map"] if model.get("noise_map") else []
-        return ", ".join(parts + [kind + blind + "(ours)"])
-    return f"DnCNN-{model['depth']}×{model['width']} {kind}{blind}(ours)"
+    else:
+        parts = [f"DnCNN-{model['depth']}×{model['width']}"]
+    return ", ".join(parts + kinds) + (", " if ours.startswith("blind") else " ") + ours
 
 
 def levels(params: dict) -> list:
