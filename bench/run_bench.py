@@ -168,6 +168,23 @@ def table(work: Path, seconds: dict) -> str:
     return "\n".join(lines)
 
 
+def noisy_only_summary(work: Path, pipeline_minutes: float) -> str:
+    """A preset of noisy photos with no clean versions (noise.type none): the estimated noise σ left by each
+    method on each test set (evaluate's no-reference figure) and where the model is, for bench-real to score."""
+    metrics = json.loads((work / "eval" / "metrics.json").read_text())["test"]
+    minutes = json.loads((work / "checkpoints" / "train" / "state.json").read_text())["train_seconds"] / 60
+    methods = list(next(iter(metrics.values())))
+    lines = ["| test set | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    lines += [f"| {key.split('.')[0] if '.' in key else key} | " + " | ".join(f"{metrics[key][m]['sigma']:.2f}" for m in methods) + " |"
+              for key in metrics]
+    model = work / "models" / "model.keras"
+    return (f"Noisy photos only (noise.type none): estimated noise σ (8-bit, skimage's wavelet estimator) of each output, "
+            f"no clean image anywhere. Measured by `make bench` on {os.cpu_count()} CPU cores ({platform.machine()}); "
+            f"this `dvc repro` took {pipeline_minutes:.1f} min, {minutes:.1f} of them training.\n\n" + "\n".join(lines)
+            + f"\n\nStrips: {work / 'eval' / 'compare'}. The model, {model.relative_to(ROOT) if model.is_relative_to(ROOT) else model}, "
+            "is scored against references, where a set has them, by `make bench-real MODEL=...`.\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"), help="folder holding the preset's data sets (train400, bsd68, set12; cbsd432, cbsd68)")
@@ -188,6 +205,11 @@ def main():
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, check=True)
     pipeline_minutes = (time.perf_counter() - started) / 60
+    if preset["noise"]["type"] == "none":  # noisy photos alone: no clean image to score against here
+        text = noisy_only_summary(work, pipeline_minutes)
+        Path(args.out).write_text(text)
+        print(text)
+        return
     seconds = time_one_image(work, data)
     text = (f"PSNR (dB) / SSIM, {'color' if seconds['shape'][-1] == 3 else 'gray'} images, Gaussian noise not clipped, noise seed 0; one blind model for all σ. Measured by `make bench` "
             f"on {os.cpu_count()} CPU cores ({platform.machine()}); this `dvc repro` took {pipeline_minutes:.1f} min.\n\n"

@@ -68,16 +68,30 @@ def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
 
 @pytest.mark.parametrize("preset", sorted(p.name for p in (ROOT / "bench").glob("preset*.yaml")))
 def test_every_bench_preset_is_valid_params(preset, tmp_path):
-    for folder in ("train400", "bsd68", "set12", "cbsd432", "cbsd68"):
+    for folder in ("train400", "bsd68", "set12", "cbsd432", "cbsd68", "polyu-canon", "rni15"):
         (tmp_path / folder).mkdir()
     raw = run_bench.merge(yaml.safe_load((ROOT / "params.yaml").read_text()), run_bench.load_preset(ROOT / "bench" / preset), tmp_path)
     params = parse_params(raw)
     assert params.train.model.name == "unet" and params.reference.final.epochs == 0
-    if params.train.self_supervised:  # the reference row: the same network, supervised
+    if params.noise.type == "none":  # noisy photos alone: nothing supervised can train; no table rows but the model's
+        assert params.train.self_supervised and params.reference.self_supervised and params.data.pattern != "*"
+    elif params.train.self_supervised:  # the reference row: the same network, supervised
         assert not params.train.sampling.fresh_noise and params.reference.target == "clean" and params.reference.model == params.train.model
     else:  # blind models against the original design
         assert params.train.sampling.fresh_levels is not None and params.reference.model.name == "seed"
     assert run_bench.test_sets(raw) and all(Path(source).is_dir() for source in params.split.test_source)
+
+
+def test_noisy_only_presets_get_a_no_reference_summary(tmp_path):
+    """A noise.type none preset has no PSNR table: each method's estimated σ per test set, and the model's path."""
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "checkpoints" / "train").mkdir(parents=True)
+    figures = {"noisy": {"sigma": 9.5}, "baseline": {"sigma": 1.25}, "reference": {"sigma": 4.0}, "model": {"sigma": 2.125}}
+    (tmp_path / "eval" / "metrics.json").write_text(json.dumps({"test": {"rni15.sigma_real": figures}}))
+    (tmp_path / "checkpoints" / "train" / "state.json").write_text(json.dumps({"train_seconds": 90}))
+    text = run_bench.noisy_only_summary(tmp_path, 2.5)
+    assert "| rni15 | 9.50 | 1.25 | 4.00 | 2.12 |" in text and "took 2.5 min, 1.5 of them training" in text
+    assert str(tmp_path / "models" / "model.keras") in text
 
 
 def test_bench_scale_runs_the_stages_on_a_tiny_data_set_and_prints_its_table(tmp_path):

@@ -39,6 +39,26 @@ def test_bundled_photo_list_ships_with_the_install(tmp_path):
         source_files(str(tmp_path / "list.txt"))
 
 
+def test_pattern_keeps_only_matching_files_of_the_training_source(tmp_path):
+    """data.pattern: the noisy half of a folder of noisy/reference pairs (PolyU's *_real / *_mean), say;
+    the stage writes nothing when nothing matches, and test sets are never filtered."""
+    write_photos(tmp_path / "pairs", 2)
+    for k in range(2):
+        (tmp_path / "pairs" / f"img{k:02d}.png").rename(tmp_path / "pairs" / f"shot{k}_real.png")
+    write_photos(tmp_path / "refs", 2)
+    for k in range(2):
+        (tmp_path / "refs" / f"img{k:02d}.png").rename(tmp_path / "pairs" / f"shot{k}_mean.png")
+    config = DataConfig(source=str(tmp_path / "pairs"), pattern="*_real.*", max_side=None)
+    stack, _ = prepare(config.source, config)
+    assert [e["name"] for e in stack.entries] == ["shot0_real.png", "shot1_real.png"]
+    count, _ = prepare_stack(tmp_path / "out", config.source, config, processes=1)
+    assert count == 2 and len(load_stack(tmp_path / "out").entries) == 2
+    assert len(prepare(config.source, config, key="split.test_source")[0].entries) == 4
+    with pytest.raises(ConfigError, match=r"data.source: no usable images named '\*_noisy.\*' in"):
+        prepare_stack(tmp_path / "none", config.source, DataConfig(source=config.source, pattern="*_noisy.*"), processes=1)
+    assert not (tmp_path / "none").exists()
+
+
 def test_no_usable_images_is_an_error(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"")
     with pytest.raises(ConfigError, match="data.source: no usable images"):

@@ -123,6 +123,7 @@ def _source_path(source: str, key: str) -> None:
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "data/sample.txt"
+    pattern: str = "*"
     channels: int = 3
     max_side: int | None = 512
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,13 @@ from .noise import add_noise_to_stack
 from .storage import Stack, atomic_path, load_stack, save_stack, save_stack_parallel, shard_groups, to_stored
 
 
-def source_files(source: str, key: str = "data.source") -> tuple[Path, list[Path]]:
-    """The folder and image files of a data source: a folder (searched recursively), or a .txt
-    list of photos bundled with scikit-image, one file name per line (# starts a comment)."""
+def source_files(source: str, key: str = "data.source", pattern: str = "*") -> tuple[Path, list[Path]]:
+    """The folder and image files of a data source: a folder (searched recursively; only the files whose
+    name matches the glob `pattern`, data.pattern), or a .txt list of photos bundled with scikit-image, one
+    file name per line (# starts a comment)."""
     path = Path(source)
     if path.is_dir():
-        return path, images.find_images(path)
+        return path, [file for file in images.find_images(path) if fnmatch.fnmatch(file.name, pattern)]
     folder = images.sample_folder()
     names = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
     files = [folder / name for name in names if name]
@@ -40,9 +42,9 @@ def _decode(path: Path, name: str, config: DataConfig, dtype=None) -> tuple[dict
     return entry, (to_stored(pixels, dtype) if dtype else pixels)
 
 
-def _named_files(source: str, key: str) -> list[tuple[Path, str]]:
+def _named_files(source: str, key: str, pattern: str = "*") -> list[tuple[Path, str]]:
     """(file, name) for every image of a source; the name is its path inside the source's folder."""
-    folder, files = source_files(source, key)
+    folder, files = source_files(source, key, pattern)
     return [(path, path.relative_to(folder).as_posix()) for path in files]
 
 
@@ -53,22 +55,23 @@ def _decode_files(job):
         yield _decode(path, name, config, dtype)
 
 
-def _no_images(source: str, key: str):
-    return ConfigError(f"{key}: no usable images in {source!r} (looked for {', '.join(images.IMAGE_SUFFIXES)})")
+def _no_images(source: str, key: str, pattern: str = "*"):
+    named = f" named {pattern!r}" if pattern != "*" else ""
+    return ConfigError(f"{key}: no usable images{named} in {source!r} (looked for {', '.join(images.IMAGE_SUFFIXES)})")
 
 
 def prepare_stack(path: str | Path, source: str, config: DataConfig, processes: int | None = None) -> tuple[int, list[dict]]:
     """Decode every image of `source` into a 16-bit clean stack at `path`: shards of files grouped by the
     sizes their headers give, each decoded and written by a worker process (default: every core). Returns
     the image count and the undecodable files with a reason; with no usable image, nothing is written."""
-    named = _named_files(source, "data.source")
+    named = _named_files(source, "data.source", config.pattern)
     sizes = [images.decoded_size(file, config.channels, config.max_side) * 2 for file, _ in named]
     jobs = (([named[k] for k in group], config, np.uint16) for group in shard_groups(sizes))
     skipped: list[dict] = []
 
     def check(count: int) -> None:
         if not count:
-            raise _no_images(source, "data.source")
+            raise _no_images(source, "data.source", config.pattern)
 
     count = save_stack_parallel(path, jobs, _decode_files, np.uint16, processes, skipped, check)
     return count, skipped
@@ -76,15 +79,16 @@ def prepare_stack(path: str | Path, source: str, config: DataConfig, processes: 
 
 def prepare(source: str, config: DataConfig, key: str = "data.source") -> tuple[Stack, list[dict]]:
     """Decode every image of `source` into a clean stack in memory, in this process; undecodable files are
-    skipped with a reason."""
+    skipped with a reason. data.pattern filters data.source only, never a test set."""
     stack, skipped = Stack(), []
-    for entry, pixels in _decode_files((_named_files(source, key), config, None)):
+    pattern = config.pattern if key == "data.source" else "*"
+    for entry, pixels in _decode_files((_named_files(source, key, pattern), config, None)):
         if pixels is None:
             skipped.append(entry)
         else:
             stack.append(entry, pixels)
     if not stack.entries:
-        raise _no_images(source, key)
+        raise _no_images(source, key, pattern)
     return stack, skipped
 
 
