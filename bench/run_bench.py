@@ -173,7 +173,8 @@ def noisy_only_summary(work: Path, pipeline_minutes: float) -> str:
     method on each test set (evaluate's no-reference figure) and where the model is, for bench-real to score."""
     metrics = json.loads((work / "eval" / "metrics.json").read_text())["test"]
     minutes = json.loads((work / "checkpoints" / "train" / "state.json").read_text())["train_seconds"] / 60
-    methods = list(next(iter(metrics.values())))
+    found = list(next(iter(metrics.values())))
+    methods = [m for m in ("noisy", "baseline", "reference", "model") if m in found] + [m for m in found if m not in ("noisy", "baseline", "reference", "model")]
     lines = ["| test set | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     lines += [f"| {key.split('.')[0] if '.' in key else key} | " + " | ".join(f"{metrics[key][m]['sigma']:.2f}" for m in methods) + " |"
               for key in metrics]
