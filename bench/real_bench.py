@@ -1,5 +1,5 @@
 """`make bench-real`: denoisers on real camera noise, PolyU-Canon (real noisy JPEG crops against the mean of
-many shots of the same scene), never trained on. One markdown table, printed and written to bench/results-real.md.
+many shots of the same scene), whose references no model trains on. One markdown table, printed and written to bench/results-real.md.
 
 Rows: the noisy crops; CBM3D at the σ that skimage's wavelet estimator gives each crop; CBM3D at the single σ
 that scores best on the crops it runs on (a tuned classical baseline, tuned on the test crops themselves:

@@ -168,13 +168,25 @@ def table(work: Path, seconds: dict) -> str:
     return "\n".join(lines)
 
 
+def clean_reference_report(work: Path, data: Path, pipeline_minutes: float) -> str:
+    """The PSNR / SSIM table of a preset with clean test images, and how its figures were measured."""
+    seconds = time_one_image(work, data)
+    return (f"PSNR (dB) / SSIM, {'color' if seconds['shape'][-1] == 3 else 'gray'} images, Gaussian noise not clipped, noise seed 0; one blind model for all σ. Measured by `make bench` "
+            f"on {os.cpu_count()} CPU cores ({platform.machine()}); this `dvc repro` took {pipeline_minutes:.1f} min.\n\n"
+            f"{table(work, seconds)}\n\nSeconds per image: median of repeats on a {seconds['shape'][1]}×{seconds['shape'][0]} "
+            f"{seconds['set']} image at σ 25, the baseline ({seconds['method']}) and the models one after the other in the same run."
+            + (f" ×{seconds['ensemble']} self-ensemble (`evaluate.self_ensemble`): each network's output is the mean of its outputs for "
+               f"the first {seconds['ensemble']} flips/rotations of the input (`denoise.inference.VIEWS`: the image, turned 180°, …); "
+               "one pass: the same trained model on the image alone." if seconds["ensemble"] > 1 else "") + "\n")
+
+
 def noisy_only_summary(work: Path, pipeline_minutes: float) -> str:
     """A preset of noisy photos with no clean versions (noise.type none): the estimated noise σ left by each
     method on each test set (evaluate's no-reference figure) and where the model is, for bench-real to score."""
     metrics = json.loads((work / "eval" / "metrics.json").read_text())["test"]
     minutes = json.loads((work / "checkpoints" / "train" / "state.json").read_text())["train_seconds"] / 60
-    found = list(next(iter(metrics.values())))
-    methods = [m for m in ("noisy", "baseline", "reference", "model") if m in found] + [m for m in found if m not in ("noisy", "baseline", "reference", "model")]
+    order = ("noisy", "baseline", "reference", "model")
+    methods = sorted(next(iter(metrics.values())), key=lambda m: order.index(m) if m in order else len(order))
     lines = ["| test set | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     lines += [f"| {key.split('.')[0] if '.' in key else key} | " + " | ".join(f"{metrics[key][m]['sigma']:.2f}" for m in methods) + " |"
               for key in metrics]
@@ -208,17 +220,8 @@ def main():
     pipeline_minutes = (time.perf_counter() - started) / 60
     if preset["noise"]["type"] == "none":  # noisy photos alone: no clean image to score against here
         text = noisy_only_summary(work, pipeline_minutes)
-        Path(args.out).write_text(text)
-        print(text)
-        return
-    seconds = time_one_image(work, data)
-    text = (f"PSNR (dB) / SSIM, {'color' if seconds['shape'][-1] == 3 else 'gray'} images, Gaussian noise not clipped, noise seed 0; one blind model for all σ. Measured by `make bench` "
-            f"on {os.cpu_count()} CPU cores ({platform.machine()}); this `dvc repro` took {pipeline_minutes:.1f} min.\n\n"
-            f"{table(work, seconds)}\n\nSeconds per image: median of repeats on a {seconds['shape'][1]}×{seconds['shape'][0]} "
-            f"{seconds['set']} image at σ 25, the baseline ({seconds['method']}) and the models one after the other in the same run."
-            + (f" ×{seconds['ensemble']} self-ensemble (`evaluate.self_ensemble`): each network's output is the mean of its outputs for "
-               f"the first {seconds['ensemble']} flips/rotations of the input (`denoise.inference.VIEWS`: the image, turned 180°, …); "
-               "one pass: the same trained model on the image alone." if seconds["ensemble"] > 1 else "") + "\n")
+    else:
+        text = clean_reference_report(work, data, pipeline_minutes)
     Path(args.out).write_text(text)
     print(text)
 
