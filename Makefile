@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench bench-real score release levers bench-scale step-time tune tune-show tune-dashboard
+.PHONY: repro test install bm3d clean-venv bench-cli figure report retrain remote-demo pr-comment bench bench-real score release levers bench-scale step-time tune bench-tune tune-show tune-dashboard
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -114,6 +114,11 @@ STUDY ?= tune
 SEED ?= 0
 tune: $(BM3D)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m denoise.tuning --space $(SPACE) --trials $(TRIALS) --workers $(WORKERS) --storage $(STORAGE) --study $(STUDY) --seed $(SEED)
+
+# make tune over a bench preset (its own work copy; TUNE_SPACE) -> bench/tune[-NAME].md; then the best at full length by make bench
+TUNE_SPACE ?= bench/tune-preset.yaml
+bench-tune: $(BM3D)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_bench.py --data $(DATA) --preset $(PRESET) --tune $(TUNE_SPACE) --trials $(TRIALS)
 
 # The study's trials as a markdown table (experiment, state, validation PSNR, values).
 tune-show: $(INSTALLED)

@@ -198,6 +198,20 @@ def noisy_only_summary(work: Path, pipeline_minutes: float) -> str:
             "is scored against references, where a set has them, by `make bench-real MODEL=...`.\n")
 
 
+def tune_report(work: Path, space: Path, trials: int) -> str:
+    """`make tune` over the preset (its params.yaml in `work`): the study's trials, each a DVC experiment of the
+    work copy, then the study as a table and the best trial's values."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    tuner = [sys.executable, "-m", "denoise.tuning", "--storage", ".optuna/journal.log", "--study", "tune"]
+    started = time.perf_counter()
+    subprocess.run([*tuner, "--space", str(space), "--trials", str(trials)], cwd=work, env=env, check=True)
+    minutes = (time.perf_counter() - started) / 60
+    shown = subprocess.run([*tuner, "--show"], cwd=work, env=env, check=True, capture_output=True, text=True).stdout
+    return (f"`make bench-tune` ({space.name} over the preset in {work.name}; {os.cpu_count()} CPU cores, {platform.machine()}): "
+            f"{trials} trials, each a DVC experiment of the work copy (`dvc exp show` there), objective the best validation PSNR; "
+            f"this run took {minutes:.1f} min (a resumed study counts only the rest).\n\n{shown}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"), help="folder holding the preset's data sets (train400, bsd68, set12; cbsd432, cbsd68)")
@@ -205,16 +219,24 @@ def main():
     parser.add_argument("--cache", default=str(ROOT / "bench" / "cache"), help="the DVC cache every work copy shares")
     parser.add_argument("--preset", default=str(ROOT / "bench" / "preset.yaml"))
     parser.add_argument("--out", help="default: bench/results.md, or bench/results-NAME.md for a preset-NAME.yaml")
+    parser.add_argument("--tune", metavar="SPACE", help="instead of the table: `make tune` with this search-space file over the preset "
+                        "(in its own work copy, bench/work-tune[-NAME]), written to bench/tune[-NAME].md")
+    parser.add_argument("--trials", type=int, default=12, help="with --tune: trials to finish in all (a rerun resumes the study)")
     args = parser.parse_args()
     suffix = Path(args.preset).stem.removeprefix("preset")
-    args.out = args.out or str(ROOT / "bench" / f"results{suffix}.md")
-    data, work = Path(args.data).resolve(), Path(args.work or ROOT / "bench" / f"work{suffix}").resolve()
+    kind = "tune" if args.tune else "results"
+    args.out = args.out or str(ROOT / "bench" / f"{kind}{suffix}.md")
+    data, work = Path(args.data).resolve(), Path(args.work or ROOT / "bench" / f"work{'-tune' if args.tune else ''}{suffix}").resolve()
     preset = load_preset(Path(args.preset))
     needed = [Path(preset["data"]["source"]).name, *test_sets(preset)]
     for name in needed:
         if not (data / name).is_dir():
             raise SystemExit(f"error: {data / name} not found; pass --data (make bench DATA=...) with {', '.join(needed)}")
     prepare_work(work, data, Path(args.preset), Path(args.cache).resolve())
+    if args.tune:
+        Path(args.out).write_text(tune_report(work, Path(args.tune).resolve(), args.trials))
+        print(Path(args.out).read_text())
+        return
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=work, check=True)
     pipeline_minutes = (time.perf_counter() - started) / 60

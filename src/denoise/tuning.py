@@ -143,15 +143,14 @@ def _experiment_ref(name: str) -> str | None:
     return found[-1] if found else None
 
 
-def experiment_objective(name: str) -> float | None:
-    """The best validation PSNR the experiment `name` recorded, or None if there is no such experiment."""
+def experiment_state(name: str) -> dict | None:
+    """The train stage's state.json in the experiment `name` (best_val_psnr, train_seconds, ...), or None if
+    there is no such experiment."""
     ref = _experiment_ref(name)
     if ref is None:
         return None
     shown = subprocess.run(["git", "show", f"{ref}:{OBJECTIVE}"], capture_output=True, text=True)
-    if shown.returncode != 0:
-        return None
-    return float(json.loads(shown.stdout)["best_val_psnr"])
+    return json.loads(shown.stdout) if shown.returncode == 0 else None
 
 
 def _queue_states(names: set[str]) -> tuple[dict[str, str], int]:
@@ -202,10 +201,12 @@ def _finish(study, number: int, name: str) -> str:
     import optuna
 
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    value = experiment_objective(name)
-    if value is None:
+    state = experiment_state(name)
+    if state is None:
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         return "failed"
+    value = float(state["best_val_psnr"])
+    optuna.trial.Trial(study, trial._trial_id).set_user_attr("train_minutes", round(state.get("train_seconds", 0.0) / 60, 2))
     if "pruned_at_epoch" in trial.user_attrs:
         _dvc("exp", "rename", name, f"{name}-pruned", check=False)
         study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
@@ -279,14 +280,16 @@ def tune(space: Space, trials: int, workers: int, storage: str, study_name: str,
 
 def table(study) -> str:
     """The study as a markdown table: each trial's experiment, state, best validation PSNR (for a pruned one,
-    its best epoch before it stopped), epochs reported, and values."""
+    its best epoch before it stopped), epochs reported, training minutes (what the epochs reported took), and values."""
     trials = study.get_trials(deepcopy=False)
     keys = sorted({key for trial in trials for key in trial.params})
-    lines = ["| experiment | state | val PSNR (dB) | epochs | " + " | ".join(keys) + " |", "|---" * (4 + len(keys)) + "|"]
+    lines = ["| experiment | state | val PSNR (dB) | epochs | train (min) | " + " | ".join(keys) + " |", "|---" * (5 + len(keys)) + "|"]
     for trial in trials:
         reported = trial.intermediate_values
         best = trial.value if trial.value is not None else max(reported.values(), default=float("nan"))
-        cells = [trial.user_attrs.get("experiment", str(trial.number)), trial.state.name.lower(), f"{best:.3f}", str(len(reported))]
+        minutes = trial.user_attrs.get("train_minutes")
+        cells = [trial.user_attrs.get("experiment", str(trial.number)), trial.state.name.lower(), f"{best:.3f}", str(len(reported)),
+                 "–" if minutes is None else f"{minutes:.1f}"]
         lines.append("| " + " | ".join(cells + [f"{trial.params[k]:.3g}" if isinstance(trial.params.get(k), float) else str(trial.params.get(k, "–")) for k in keys]) + " |")
     return "\n".join(lines)
 
