@@ -104,7 +104,10 @@ def prepare_work(work: Path, data: Path, preset: Path, cache: Path) -> None:
         git(work, "init", "-q", "-b", "main")
     subprocess.run([sys.executable, "-m", "dvc", "cache", "dir", "--local", str(cache)], cwd=work, check=True)
     git(work, "add", "-A")
-    git(work, "commit", "-qm", "bench", "--allow-empty")
+    # a new commit only when something changed: a resumed run keeps its experiments (make bench-tune's) on one baseline
+    unchanged = subprocess.run(["git", "diff", "--cached", "--quiet", "HEAD"], cwd=work).returncode == 0
+    if not unchanged:
+        git(work, "commit", "-qm", "bench")
 
 
 def git(cwd: Path, *args: str) -> None:

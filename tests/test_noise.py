@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from denoise.config import Levels, NoiseConfig
+from denoise.config import CameraSteps, Levels, NoiseConfig
 from denoise.noise import add_noise, derive_seed, noisy_copies, sample_levels
 
 FLAT = np.full((200, 200, 1), 0.5, np.float32)
@@ -100,7 +100,7 @@ def test_camera_noise_keeps_odd_shapes_batches_and_jpeg_quality():
     assert add_noise(image, "camera", 1e-3, derive_seed(5)).shape == (37, 31, 3)
     batch = np.stack([image] * 4)
     levels = np.array([1e-4, 1e-3, 3e-3, 1e-2], np.float32)[:, None, None, None]
-    noisy = add_noise(batch, "camera", levels, derive_seed(6), jpeg_quality=Levels(low=60.0, high=100.0))
+    noisy = add_noise(batch, "camera", levels, derive_seed(6), camera=CameraSteps(jpeg_quality=Levels(low=60.0, high=100.0)))
     assert noisy.shape == batch.shape and noisy.dtype == np.float32 and 0 <= noisy.min() and noisy.max() <= 1
     errors = ((noisy - batch) ** 2).mean(axis=(1, 2, 3))
     assert list(errors) == sorted(errors)  # one shot level per patch
@@ -111,7 +111,7 @@ def test_camera_noise_reduction_leaves_wider_grain_and_chroma_blotches():
     pixels apart agrees, and the less of it the white-noise estimate in the models' noise map sees; chroma
     is smoothed harder than luma."""
     flat = np.full((96, 96, 3), 0.4, np.float32)
-    noise = {width: add_noise(flat, "camera", 4e-3, derive_seed(9), nr=Levels(values=(width,))) - flat for width in (0.0, 1.0, 2.0)}
+    noise = {width: add_noise(flat, "camera", 4e-3, derive_seed(9), camera=CameraSteps(nr=Levels(values=(width,)))) - flat for width in (0.0, 1.0, 2.0)}
 
     def correlation(residual, lag=2):
         return np.corrcoef(residual[:, :-lag].ravel(), residual[:, lag:].ravel())[0, 1]

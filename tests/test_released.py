@@ -10,7 +10,7 @@ import skimage.data
 from PIL import Image
 
 from denoise import cli, images, metrics
-from denoise.config import Levels
+from denoise.config import CameraSteps, Levels
 from denoise.inference import Denoiser
 from denoise.noise import add_noise, derive_seed
 
@@ -36,7 +36,7 @@ def test_the_provenance_beside_each_released_model_matches_it(model):
 
 
 def test_denoise_uses_the_released_model_by_default_on_a_camera_jpeg(tmp_path, clean_photo, capsys):
-    noisy = add_noise(clean_photo, "camera", 2e-3, derive_seed("released"), jpeg_quality=Levels(values=(90.0,)))
+    noisy = add_noise(clean_photo, "camera", 2e-3, derive_seed("released"), camera=CameraSteps(jpeg_quality=Levels(values=(90.0,))))
     Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(tmp_path / "photo.jpg", quality=95)
     assert cli.main([str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "clean.jpg")]) == 0
     assert "gray model" not in capsys.readouterr().err  # a color model: no per-channel passes

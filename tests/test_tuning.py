@@ -78,6 +78,7 @@ def test_four_trials_two_at_a_time_are_four_experiments_then_the_study_resumes(r
     for trial in trials:
         assert trial.intermediate_values and (trial.state.name == "PRUNED") == (len(trial.intermediate_values) < 3)
         assert (f"tune-{trial.number}-pruned" in names) == (trial.state.name == "PRUNED")
+        assert trial.user_attrs["train_minutes"] > 0  # what its training took, from the experiment's state.json
     shown = dvc(repo, "exp", "show", "--md", "--only-changed")
     assert all(f"[{name}]" in shown for name in names) and "learning_rate" in shown
     shown = tune(repo, "--show")

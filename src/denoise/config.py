@@ -135,6 +135,15 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class CameraSteps:
+    """The camera pipeline's random steps after its noise (noise.py): the JPEG quality and the width of the
+    camera's noise reduction, each drawn per image from its Levels; None skips the step."""
+
+    jpeg_quality: Levels | None = None
+    nr: Levels | None = None
+
+
+@dataclass(frozen=True)
 class NoiseConfig:
     type: str = "gaussian"
     sigma: Levels = Levels(values=(25.0,))
@@ -151,6 +160,11 @@ class NoiseConfig:
     @property
     def level_key(self) -> str:
         return NOISE_LEVEL_KEYS[self.type]
+
+    @property
+    def camera(self) -> CameraSteps:
+        """What camera noise does after its noise, as params.yaml sets it (noise.jpeg_quality, noise.nr)."""
+        return CameraSteps(self.jpeg_quality, self.nr)
 
     @property
     def levels(self) -> Levels:

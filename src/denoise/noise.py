@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import convolve, gaussian_filter
 
-from .config import Levels, NoiseConfig
+from .config import CameraSteps, Levels, NoiseConfig
 from .errors import DenoiseError
 from .storage import Stack, save_stack_parallel, shard_groups
 
@@ -32,11 +32,10 @@ def generator(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = False, jpeg_quality: Levels | None = None,
-              nr: Levels | None = None) -> np.ndarray:
+def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = False, camera: CameraSteps = CameraSteps()) -> np.ndarray:
     """Noisy float32 version of `clean` (floats in [0, 1], H×W×C or N×H×W×C); `level` broadcasts against
-    `clean` (per patch). Camera noise draws a JPEG quality per image from `jpeg_quality` (None: no JPEG) and
-    the width of the camera's noise reduction from `nr` (None: none)."""
+    `clean` (per patch). Camera noise draws a JPEG quality and the width of the camera's noise reduction per
+    image from `camera` (NoiseConfig.camera; by default neither step)."""
     rng = generator(seed)
     clean = np.asarray(clean, np.float32)
     level = np.asarray(level, np.float32)
@@ -45,8 +44,8 @@ def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = Fals
             raise DenoiseError(f"camera noise needs RGB images (data.channels: 3), got {clean.shape[-1]} channel(s)")
         batch = clean if clean.ndim == 4 else clean[None]
         shots = np.broadcast_to(level.reshape(-1) if level.size > 1 else level.reshape(()), (len(batch),))
-        qualities = sample_levels(jpeg_quality, len(batch), rng) if jpeg_quality else np.full(len(batch), 100.0)
-        widths = sample_levels(nr, len(batch), rng) if nr else np.zeros(len(batch))
+        qualities = sample_levels(camera.jpeg_quality, len(batch), rng) if camera.jpeg_quality else np.full(len(batch), 100.0)
+        widths = sample_levels(camera.nr, len(batch), rng) if camera.nr else np.zeros(len(batch))
         noisy = np.stack([_camera_image(image, float(s), float(q), rng, float(w))
                           for image, s, q, w in zip(batch, shots, qualities, widths)])
         return noisy if clean.ndim == 4 else noisy[0]
@@ -90,7 +89,7 @@ def noisy_copies(clean: np.ndarray, image_hash: str, config: NoiseConfig):
         chosen = list(levels.values)
     for level in chosen:
         yield level, add_noise(clean, config.type, level, derive_seed("noise", config.seed, image_hash, config.type, level), config.clip,
-                               config.jpeg_quality, config.nr)
+                               config.camera)
 
 
 def noisy_stack(clean: Stack, config: NoiseConfig):

@@ -83,14 +83,14 @@ class PatchSampler:
         """Noise for a batch of clean patches: one type (train.sampling.noise_types drawn per patch) and level each."""
         if len(self.types) == 1:
             level = sample_levels(self.levels[self.types[0]], len(target), rng)[:, None, None, None]
-            return add_noise(target, self.types[0], level, rng, self.noise.clip, self.noise.jpeg_quality, self.noise.nr)
+            return add_noise(target, self.types[0], level, rng, self.noise.clip, self.noise.camera)
         kind = rng.integers(0, len(self.types), len(target))
         noisy = np.empty_like(target)
         for k, name in enumerate(self.types):
             rows = np.flatnonzero(kind == k)
             if rows.size:
                 level = sample_levels(self.levels[name], rows.size, rng)[:, None, None, None]
-                noisy[rows] = add_noise(target[rows], name, level, rng, self.noise.clip, self.noise.jpeg_quality, self.noise.nr)
+                noisy[rows] = add_noise(target[rows], name, level, rng, self.noise.clip, self.noise.camera)
         return noisy
 
 

@@ -206,7 +206,7 @@ def _finish(study, number: int, name: str) -> str:
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         return "failed"
     value = float(state["best_val_psnr"])
-    optuna.trial.Trial(study, trial._trial_id).set_user_attr("train_minutes", round(state.get("train_seconds", 0.0) / 60, 2))
+    optuna.trial.Trial(study, trial._trial_id).set_user_attr("train_minutes", round(state.get("train_seconds", 0.0) / 60, 3))
     if "pruned_at_epoch" in trial.user_attrs:
         _dvc("exp", "rename", name, f"{name}-pruned", check=False)
         study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
