@@ -3,6 +3,7 @@ validation PSNR, resumable, and joinable by other processes through the study's 
 
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -128,3 +129,30 @@ def test_a_batch_of_failed_trials_stops_the_study_with_where_to_look(repo):
                              "--trials", "3"], cwd=repo, capture_output=True, text=True)
     assert result.returncode != 0 and "every trial of the last batch failed (bad-0); `dvc queue logs bad-0` shows why" in result.stderr
     assert [t.state.name for t in study(repo, "bad").trials] == ["FAIL"]
+
+
+def test_an_interrupted_study_resumes(repo):
+    """The tuner killed while its trial trains (a closed laptop, a lost shell): run again, it gives that trial its
+    experiment's result (or marks it failed), and goes on to the number of trials asked for."""
+    command = [sys.executable, "-m", "denoise.tuning", "--space", "space.yaml", "--storage", ".optuna/journal.log", "--study", "cut", "--trials", "2"]
+    tuner = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def running() -> bool:
+        try:
+            return any(t.state.name == "RUNNING" for t in study(repo, "cut").trials)
+        except KeyError:  # the journal is there, the study not yet
+            return False
+
+    deadline = time.monotonic() + 300
+    while not running():
+        assert time.monotonic() < deadline and tuner.poll() is None, "the first trial never started"
+        time.sleep(0.5)
+    tuner.kill()
+    tuner.wait()
+    assert [t.state.name for t in study(repo, "cut").trials] == ["RUNNING"]  # left behind
+
+    resumed = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "cut-0: left by an interrupted run" in resumed.stdout
+    trials = study(repo, "cut").trials
+    assert trials[0].state.name in ("COMPLETE", "PRUNED", "FAIL")  # not running forever
+    assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 2 and all(t.state.name != "RUNNING" for t in trials)
