@@ -1,11 +1,13 @@
 """Benchmark the `denoise` command per engine: megapixels per second, peak memory and PSNR on this machine.
 
-Usage: python bench/cli_bench.py [--model models/model.keras] [--exports models/export] [--quality ../shared/datasets/bsd68]
+Usage: python bench/cli_bench.py [--model models/model.keras] [--exports models/export] [--quality ../shared/datasets/bsd68] [--network-only]
 Inputs are made from scikit-image's bundled photos plus Gaussian noise (σ = 25), in a temp folder; each engine
 runs the same model (the .keras file, or its exports: make repro writes them) with the same tiling. Peak RSS
 comes from /usr/bin/time -v around each command; PSNR is each output's against the clean photo. With
 --quality FOLDER, a second table: each row's mean PSNR (8-bit, as the pipeline scores) over that folder's images
 with σ = 25 noise (seeded), through the same tiling in this process (the engines' agreement on real photos: BSD68).
+With --network-only, instead: each engine's seconds for one batch of tiles alone (--batch tiles of --tile², the
+model's channels), no file I/O, tiling or start-up: what an engine can gain at most.
 """
 
 import argparse
@@ -86,6 +88,26 @@ def quality(folder: Path, rows: list[tuple[str, str, str]]) -> None:
         print(f"| {row} | {score:.3f} | {score - first:+.3f} |", flush=True)
 
 
+def network_only(rows: list[tuple[str, str, str]], tile: int, batch: int) -> None:
+    import time
+
+    from denoise.engines import open_engine
+
+    print(f"| engine | seconds per batch of {batch} × {tile}² tiles (best of 5) | megapixels/s | × keras |\n|---|---|---|---|")
+    first = None
+    for row, engine, model in rows:
+        network = open_engine(model, engine)
+        tiles = np.random.default_rng(0).random((batch, tile, tile, network.channels), dtype=np.float32)
+        network(tiles)  # warm-up: compiles, traces
+        seconds = []
+        for _ in range(5):
+            start = time.perf_counter()
+            network(tiles)
+            seconds.append(time.perf_counter() - start)
+        first = first or min(seconds)
+        print(f"| {row} | {min(seconds):.3f} | {batch * tile * tile / 1e6 / min(seconds):.2f} | {first / min(seconds):.2f} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/model.keras")
@@ -93,7 +115,12 @@ def main():
     parser.add_argument("--tile", type=int, default=512, help="the tile side every row uses (denoise --tile)")
     parser.add_argument("--batch", type=int, default=4, help="tiles per forward pass (denoise --batch)")
     parser.add_argument("--quality", type=Path, help="a folder of clean images: also each row's PSNR on them at σ = 25")
+    parser.add_argument("--network-only", action="store_true", help="only each engine's time for one batch of tiles")
     args = parser.parse_args()
+    if args.network_only:
+        rows = [(row, engine, model.format(model=args.model, exports=args.exports)) for row, engine, model in ROWS]
+        network_only([r for r in rows if Path(r[2]).exists()], args.tile, args.batch)
+        return
     tiling = ["--tile", str(args.tile), "--batch", str(args.batch)]
     print(f"`denoise` on {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {args.model} and its exports in {args.exports}; "
           f"tile {args.tile}, batch {args.batch}\n")
