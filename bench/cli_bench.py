@@ -89,23 +89,17 @@ def quality(folder: Path, rows: list[tuple[str, str, str]]) -> None:
 
 
 def network_only(rows: list[tuple[str, str, str]], tile: int, batch: int) -> None:
-    import time
-
     from denoise.engines import open_engine
+    from run_bench import median_seconds  # bench/ is this script's folder
 
-    print(f"| engine | seconds per batch of {batch} × {tile}² tiles (best of 5) | megapixels/s | × keras |\n|---|---|---|---|")
+    print(f"| engine | seconds per batch of {batch} × {tile}² tiles (median of 5) | megapixels/s | × keras |\n|---|---|---|---|")
     first = None
     for row, engine, model in rows:
         network = open_engine(model, engine)
         tiles = np.random.default_rng(0).random((batch, tile, tile, network.channels), dtype=np.float32)
-        network(tiles)  # warm-up: compiles, traces
-        seconds = []
-        for _ in range(5):
-            start = time.perf_counter()
-            network(tiles)
-            seconds.append(time.perf_counter() - start)
-        first = first or min(seconds)
-        print(f"| {row} | {min(seconds):.3f} | {batch * tile * tile / 1e6 / min(seconds):.2f} | {first / min(seconds):.2f} |", flush=True)
+        seconds = median_seconds(lambda: network(tiles), 5)  # noqa: B023 - after a warm-up call (compiling, tracing)
+        first = first or seconds
+        print(f"| {row} | {seconds:.3f} | {batch * tile * tile / 1e6 / seconds:.2f} | {first / seconds:.2f} |", flush=True)
 
 
 def main():

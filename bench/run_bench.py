@@ -204,12 +204,11 @@ def noisy_only_summary(work: Path, pipeline_minutes: float) -> str:
 def tune_report(work: Path, space: Path, trials: int) -> str:
     """`make tune` over the preset (its params.yaml in `work`): the study's trials, each a DVC experiment of the
     work copy, then the study as a table and the best trial's values."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    tuner = [sys.executable, "-m", "denoise.tuning", "--storage", ".optuna/journal.log", "--study", "tune"]
+    tuner = [sys.executable, "-m", "denoise.tuning", "--storage", ".optuna/journal.log", "--study", "tune"]  # it puts its Python on its workers' PATH
     started = time.perf_counter()
-    subprocess.run([*tuner, "--space", str(space), "--trials", str(trials)], cwd=work, env=env, check=True)
+    subprocess.run([*tuner, "--space", str(space), "--trials", str(trials)], cwd=work, check=True)
     minutes = (time.perf_counter() - started) / 60
-    shown = subprocess.run([*tuner, "--show"], cwd=work, env=env, check=True, capture_output=True, text=True).stdout
+    shown = subprocess.run([*tuner, "--show"], cwd=work, check=True, capture_output=True, text=True).stdout
     return (f"`make bench-tune` ({space.name} over the preset in {work.name}; {os.cpu_count()} CPU cores, {platform.machine()}): "
             f"{trials} trials, each a DVC experiment of the work copy (`dvc exp show` there), objective the best validation PSNR; "
             f"this run took {minutes:.1f} min (a resumed study counts only the rest).\n\n{shown}")
