@@ -34,6 +34,10 @@ def model_label(train: dict, channels: int = 1) -> str:
     model, sampling = train["model"], train["sampling"]
     kinds = ["color"] if channels == 3 else []
     kinds += ["Gaussian + camera noise"] if "camera" in (sampling.get("noise_types") or ()) else []
+    if sampling.get("zoom"):
+        zoom = sampling["zoom"]
+        span = f"{zoom['min']}–{zoom['max']}×" if isinstance(zoom, dict) else f"{zoom}×"
+        kinds += [f"{' and '.join(sampling.get('zoom_types') or ['all'])} patches zoomed {span}"]
     if train.get("target") == "neighbor2neighbor":
         kinds += ["Neighbor2Neighbor on one noisy copy per image (no clean image)"]
     elif not sampling.get("fresh_levels") and not isinstance(sampling.get("fresh_levels"), dict):
@@ -42,7 +46,8 @@ def model_label(train: dict, channels: int = 1) -> str:
     if model["name"] == "unet":
         parts = [f"U-Net {model['width']}–{model['width'] * 4}", f"{model['depth']} block{'s' if model['depth'] > 1 else ''}/level"]
         parts += [f"{model['full_width']}-ch full-resolution ends"] if model.get("full_width") else []
-        parts += ["estimated noise map"] if model.get("noise_map") else []
+        scales = model.get("noise_scales") or 1
+        parts += [f"estimated noise map{f' at {scales} scales' if scales > 1 else ''}"] if model.get("noise_map") else []
     else:
         parts = [f"DnCNN-{model['depth']}×{model['width']}"]
     return ", ".join(parts + kinds) + (", " if ours.startswith("blind") else " ") + ours

@@ -18,7 +18,7 @@ ENGINE_OF = {"onnx": "onnxruntime", "openvino": "openvino", "litert": "litert"}
 
 
 def random_unet(seed=0, noise_map=True):
-    unet = models.unet(1, blocks=1, width=8, noise_map=noise_map)
+    unet = models.unet(1, blocks=1, width=8, noise_map=noise_map, noise_scales=3 if noise_map else 1)  # pooled maps too
     rng = np.random.default_rng(seed)
     unet.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in unet.get_weights()])
     return unet

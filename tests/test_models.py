@@ -79,6 +79,28 @@ def test_noise_level_map_estimates_sigma_and_ignores_smooth_content(channels, sm
     assert estimates == sorted(estimates)
 
 
+def test_noise_level_maps_at_coarser_scales_see_correlated_noise(smooth_image):
+    """With scales: white noise reads about the same σ at every scale; noise low-passed as a camera's noise
+    reduction leaves it (same σ per pixel) reads far lower at full resolution and rises scale by scale,
+    above the white noise's reading at the coarsest; a set level fills every map."""
+    from scipy.ndimage import gaussian_filter
+
+    image = smooth_image(256, 256, channels=3)
+    rng = np.random.default_rng(1)
+    white = rng.normal(0, 10 / 255, image.shape).astype(np.float32)
+    blotchy = gaussian_filter(rng.normal(0, 1, image.shape), (1.5, 1.5, 0)).astype(np.float32)
+    blotchy *= (10 / 255) / blotchy.std()
+    layer = models.NoiseLevelMap(scales=3)
+    read_white, read_blotchy = (np.asarray(layer((image + noise)[None]))[0, 0, 0] * 50 for noise in (white, blotchy))
+    assert np.allclose(read_white, 10, rtol=0.1)
+    assert read_blotchy[0] < 0.5 * read_white[0] and read_blotchy[0] < read_blotchy[1] < read_blotchy[2]
+    assert read_blotchy[2] > read_white[2]
+    fixed = np.asarray(models.NoiseLevelMap(sigma=20, scales=3)(image[None]))
+    assert fixed.shape == (1, 256, 256, 3) and np.allclose(fixed * 50, 20)
+    with pytest.raises(ConfigError, match="train.model.noise_scales: 3 maps need noise_map: true"):
+        ModelConfig(noise_scales=3).validate("train.model")
+
+
 def test_unet_with_noise_map_saves_loads_and_needs_the_unet(tmp_path, smooth_image):
     image = smooth_image(33, 47) + np.random.default_rng(0).normal(0, 0.1, (33, 47, 1)).astype(np.float32)
     model = models.build_model(ModelConfig(name="unet", depth=1, width=4, noise_map=True), channels=1)

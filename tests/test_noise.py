@@ -109,7 +109,8 @@ def test_camera_noise_keeps_odd_shapes_batches_and_jpeg_quality():
 def test_camera_noise_reduction_leaves_wider_grain_and_chroma_blotches():
     """The camera's noise reduction (noise.nr) low-passes the noise: the wider it is, the more the noise two
     pixels apart agrees, and the less of it the white-noise estimate in the models' noise map sees; chroma
-    is smoothed harder than luma."""
+    is smoothed harder than luma, so that, as in in-camera JPEGs, the noise left is mostly brightness noise
+    (without noise reduction, demosaicing makes it mostly colour noise)."""
     flat = np.full((96, 96, 3), 0.4, np.float32)
     noise = {width: add_noise(flat, "camera", 4e-3, derive_seed(9), camera=CameraSteps(nr=Levels(values=(width,)))) - flat for width in (0.0, 1.0, 2.0)}
 
@@ -122,6 +123,8 @@ def test_camera_noise_reduction_leaves_wider_grain_and_chroma_blotches():
     assert correlation(chroma[1.0]) > correlation(luma[1.0])
     high = {width: np.abs(np.diff(n, axis=0)).mean() for width, n in noise.items()}
     assert high[0.0] > high[1.0] > high[2.0]
+    spread = {width: (n.mean(axis=-1, keepdims=True).std(), (n - n.mean(axis=-1, keepdims=True)).std()) for width, n in noise.items()}
+    assert spread[0.0][1] > spread[0.0][0] and spread[1.0][1] < spread[1.0][0] and spread[2.0][1] < 0.7 * spread[2.0][0]
 
 
 def test_camera_noise_refuses_gray_images():

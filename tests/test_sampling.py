@@ -110,3 +110,19 @@ def test_camera_noise_in_a_gray_pipeline_names_the_key():
         parse_params({"data": {"channels": 1}, "train": {"sampling": {"noise_types": ["gaussian", "camera"]}}})
     with pytest.raises(ConfigError, match="^noise.type: camera noise needs RGB images"):
         parse_params({"data": {"channels": 1}, "noise": {"type": "camera"}})
+
+
+def test_zoomed_patches_keep_their_size_are_smoother_and_need_fresh_noise(tmp_path):
+    """train.sampling.zoom cuts smaller clean patches and enlarges them: same shapes, a function of the step,
+    smoother than unzoomed patches of the same (random-pixel) photos; stored noisy copies cannot be zoomed."""
+    clean = photos(tmp_path, 3)
+    noise = NoiseConfig(sigma=Levels(values=(0.0,)))
+    plain = patch_batches(clean, clean, config(batch_size=16), noise, 0, 2)
+    zoomed = patch_batches(clean, clean, config(batch_size=16, zoom=Levels(low=2.0, high=3.0)), noise, 0, 2)
+    again = patch_batches(clean, clean, config(batch_size=16, zoom=Levels(low=2.0, high=3.0)), noise, 0, 2)
+    for (_, a), (_, b), (_, c) in zip(plain, zoomed, again):
+        assert a.shape == b.shape == (16, 16, 16, 1) and 0 <= b.min() and b.max() <= 1
+        np.testing.assert_array_equal(b, c)
+        assert np.abs(np.diff(b, axis=1)).mean() < 0.5 * np.abs(np.diff(a, axis=1)).mean()
+    with pytest.raises(ConfigError, match="train.sampling.zoom: zoomed clean patches need fresh noise"):
+        SamplingConfig(fresh_noise=False, zoom=Levels(low=1.0, high=2.0)).validate("train.sampling")

@@ -206,10 +206,14 @@ class ModelConfig:
     depth: int = 1
     width: int = 64
     noise_map: bool = False
+    noise_scales: int = 1
     full_width: int = 0
 
     def validate(self, key: str) -> None:
         _choice(self.name, f"{key}.name", MODELS)
+        _at_least(self.noise_scales, f"{key}.noise_scales", 1)
+        if self.noise_scales > 1 and not self.noise_map:
+            raise ConfigError(f"{key}.noise_scales: {self.noise_scales} maps need noise_map: true (or set noise_scales: 1)")
         _at_least(self.depth, f"{key}.depth", 3 if self.name == "dncnn" else 1)
         _at_least(self.width, f"{key}.width", 1)
         _at_least(self.full_width, f"{key}.full_width", 0)
@@ -250,8 +254,17 @@ class SamplingConfig:
     fresh_noise: bool = True
     fresh_levels: Levels | None = None
     noise_types: tuple[str, ...] | None = None
+    zoom: Levels | None = None
+    zoom_types: tuple[str, ...] | None = None
+
+    LIMITS = {"zoom": (1.0, 8.0)}
 
     def validate(self, key: str) -> None:
+        for name in self.zoom_types or ():
+            if name not in (self.noise_types or ()):
+                raise ConfigError(f"{key}.zoom_types: {name!r} is not one of {key}.noise_types ({', '.join(self.noise_types or ()) or 'none set'})")
+        if self.zoom and not self.fresh_noise:
+            raise ConfigError(f"{key}.zoom: zoomed clean patches need fresh noise ({key}.fresh_noise: true); the stored noisy copies cannot be zoomed")
         for name in self.noise_types or ():
             _choice(name, f"{key}.noise_types", NOISE_TYPES)
         if self.noise_types and not self.fresh_noise:
@@ -414,7 +427,7 @@ def _parse_value(raw, annotation, key: str, owner):
             raise ConfigError(f"{key}: expected a string or a list of strings, got {raw!r}")
         return tuple(items)
     if annotation is Levels:
-        low, high = NoiseConfig.LIMITS.get(key.rsplit(".", 1)[-1], (0.0, 255.0))
+        low, high = {**NoiseConfig.LIMITS, **SamplingConfig.LIMITS}.get(key.rsplit(".", 1)[-1], (0.0, 255.0))
         return Levels.parse(raw, key, low, high)
     if dataclasses.is_dataclass(annotation):
         return parse_section(annotation, raw, key)

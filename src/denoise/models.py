@@ -54,28 +54,40 @@ class NoiseLevelMap(keras.layers.Layer):
     a 3×3 difference-of-Laplacians kernel cancels smooth image content, and for white noise its mean
     absolute response is σ · 6 · √(2/π). Textures inflate the estimate a little; the network learns how
     far to trust it. The map is in units of 50/255 so that it spans about 0–1 over the usual levels.
-    With `sigma` (8-bit units) set, the map is that level instead of the estimate: the strength control
+    With `scales` > 1 there is one map per scale: the same estimate on the image mean-pooled 2×2, 4×4, …,
+    times the pooling factor, so that white noise reads the same at every scale while noise that
+    demosaicing and a camera's noise reduction made spatially correlated (which the full-resolution
+    estimate hardly sees) reads higher at the coarser ones.
+    With `sigma` (8-bit units) set, every map is that level instead of the estimate: the strength control
     of `denoise --sigma N`, as FFDNet's noise-level input (set_noise_level)."""
 
     KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     UNIT = 50 / 255
 
-    def __init__(self, sigma: float | None = None, **kwargs):
+    def __init__(self, sigma: float | None = None, scales: int = 1, **kwargs):
         kwargs.setdefault("dtype", "float32")  # the estimate is a small difference of large sums
         super().__init__(**kwargs)
-        self.sigma = sigma
+        self.sigma, self.scales = sigma, scales
+
+    def _estimate(self, images):
+        kernel = np.tile(self.KERNEL[:, :, None, None], (1, 1, images.shape[-1], 1))
+        response = keras.ops.depthwise_conv(images, kernel, padding="valid")
+        return keras.ops.mean(keras.ops.abs(response), axis=(1, 2, 3), keepdims=True) * math.sqrt(math.pi / 2) / 6
 
     def call(self, images):
         images = keras.ops.cast(images, "float32")
+        zeros = keras.ops.zeros_like(images[..., :1])
         if self.sigma is not None:
-            return keras.ops.zeros_like(images[..., :1]) + (self.sigma / 255) / self.UNIT
-        kernel = np.tile(self.KERNEL[:, :, None, None], (1, 1, images.shape[-1], 1))
-        response = keras.ops.depthwise_conv(images, kernel, padding="valid")
-        sigma = keras.ops.mean(keras.ops.abs(response), axis=(1, 2, 3), keepdims=True) * math.sqrt(math.pi / 2) / 6
-        return keras.ops.zeros_like(images[..., :1]) + sigma / self.UNIT
+            return keras.ops.concatenate([zeros + (self.sigma / 255) / self.UNIT] * self.scales, axis=-1)
+        maps = []
+        for scale in range(self.scales):
+            factor = 2**scale
+            pooled = keras.ops.average_pool(images, factor, factor, padding="valid") if factor > 1 else images
+            maps.append(zeros + self._estimate(pooled) * factor / self.UNIT)
+        return keras.ops.concatenate(maps, axis=-1) if len(maps) > 1 else maps[0]
 
     def get_config(self):
-        return {**super().get_config(), "sigma": self.sigma}
+        return {**super().get_config(), "sigma": self.sigma, "scales": self.scales}
 
 
 def set_noise_level(model: keras.Model, sigma: float | None) -> bool:
@@ -87,7 +99,8 @@ def set_noise_level(model: keras.Model, sigma: float | None) -> bool:
     return bool(maps)
 
 
-def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False, full_width: int = 0) -> keras.Model:
+def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False, full_width: int = 0,
+         noise_scales: int = 1) -> keras.Model:
     """A small U-Net in the manner of DRUNet (Zhang et al. 2021), for speed: a 2×2 stride-2
     convolution takes the image to half resolution (as FFDNet's pixel-unshuffle),
     each level has `blocks` residual blocks and twice the width of the one above, strided convolutions
@@ -95,13 +108,14 @@ def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: boo
     with one block per level and width 64 the receptive field is 88 pixels (DnCNN-17's is 35) for a
     fifth of DnCNN-17×64's arithmetic. The network predicts the noise, subtracted in float32.
     With `noise_map`, the input also carries the estimated noise level (NoiseLevelMap), as FFDNet's
-    noise-level map but estimated from the image itself, so the model stays blind.
+    noise-level map but estimated from the image itself, so the model stays blind; `noise_scales` maps of it
+    at successively coarser scales with `noise_scales` > 1.
     With `full_width`, a residual block of that many channels works at full resolution before the
     first halving and another after the last doubling (joined by a skip), as DRUNet's top level.
     Every residual block starts as the identity (_residual_block)."""
     block = _residual_block
     noisy = keras.Input((None, None, channels), name="noisy")
-    x = keras.layers.Concatenate()([noisy, NoiseLevelMap()(noisy)]) if noise_map else noisy
+    x = keras.layers.Concatenate()([noisy, NoiseLevelMap(scales=noise_scales)(noisy)]) if noise_map else noisy
     if full_width:
         x = keras.layers.Conv2D(full_width, 3, padding="same")(x)
         x = top = block(x, full_width)
@@ -134,7 +148,8 @@ def build_model(config: ModelConfig, channels: int) -> keras.Model:
     if config.name == "seed":
         return seed_model(channels)
     if config.name == "unet":
-        return unet(channels, config.depth, config.width, noise_map=config.noise_map, full_width=config.full_width)
+        return unet(channels, config.depth, config.width, noise_map=config.noise_map, full_width=config.full_width,
+                    noise_scales=config.noise_scales)
     return dncnn(channels, config.depth, config.width)
 
 

@@ -170,15 +170,18 @@ def _untone(display: np.ndarray) -> np.ndarray:
     return np.maximum(gamma, 1e-8) ** 2.2
 
 
-def _noise_reduction(noise: np.ndarray, width: float) -> np.ndarray:
+def _noise_reduction(noise: np.ndarray, width: float, rng: np.random.Generator) -> np.ndarray:
     """The camera's own noise reduction, as a low-pass on the processed noise: its luma (the channel mean) by a
-    Gaussian of `width` pixels, its chroma (the rest) by twice that, since cameras smooth colour noise harder
-    than brightness noise. What is left is the blotchy, spatially correlated noise of in-camera JPEGs, which
-    a white-noise level estimate barely sees."""
+    Gaussian of `width` pixels, keeping a random fraction (0–0.5) of the luma's high frequencies, as a
+    camera's milder luma NR and its sharpening do, and its chroma (the rest) by 2–4 times that width, since
+    cameras smooth colour noise far harder than brightness noise. What is left is the blotchy, spatially
+    correlated, mostly brightness noise of in-camera JPEGs, which a white-noise level estimate barely sees."""
+    keep, chroma_factor = rng.uniform(0.0, 0.5), rng.uniform(2.0, 4.0)
     if width <= 0:
         return noise
     luma = noise.mean(axis=-1, keepdims=True)
-    return gaussian_filter(luma, (width, width, 0)) + gaussian_filter(noise - luma, (2 * width, 2 * width, 0))
+    smooth = gaussian_filter(luma, (width, width, 0))
+    return smooth + keep * (luma - smooth) + gaussian_filter(noise - luma, (chroma_factor * width, chroma_factor * width, 0))
 
 
 def _camera_image(clean: np.ndarray, shot: float, quality: float, rng: np.random.Generator, nr: float = 0.0) -> np.ndarray:
@@ -201,7 +204,7 @@ def _camera_image(clean: np.ndarray, shot: float, quality: float, rng: np.random
         camera_rgb = _demosaic(m, masks) * gains
         return _tone(np.clip(camera_rgb @ np.linalg.inv(rgb_to_camera).T, 0.0, 1.0))
 
-    noisy = np.clip(clean + _noise_reduction(process(noisy_mosaic) - process(mosaic), nr), 0.0, 1.0)
+    noisy = np.clip(clean + _noise_reduction(process(noisy_mosaic) - process(mosaic), nr, rng), 0.0, 1.0)
     if quality >= 100:
         return noisy.astype(np.float32)
     buffer = io.BytesIO()

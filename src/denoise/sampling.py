@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+from PIL import Image
 
 from .config import NOISE_LEVEL_KEYS, Levels, NoiseConfig, SamplingConfig, TrainConfig
 from .errors import ConfigError
@@ -20,6 +21,17 @@ def dihedral(patches: np.ndarray, flips: np.ndarray) -> np.ndarray:
     out = np.where(flips[:, 0, None, None, None], patches[:, ::-1], patches)
     out = np.where(flips[:, 1, None, None, None], out[:, :, ::-1], out)
     return np.where(flips[:, 2, None, None, None], out.transpose(0, 2, 1, 3), out)
+
+
+def enlarge(patch: np.ndarray, size: int) -> np.ndarray:
+    """An S×S×C patch enlarged to size×size (bicubic, each channel, clipped to [0, 1]); itself if already that size.
+    A photo's own pixels are much smoother than a small scanned photo's: zooming training patches shows the
+    network content at that scale (as SCUNet's and BSRGAN's data synthesis resize their images)."""
+    if patch.shape[0] == size:
+        return patch
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(patch[..., c]), "F").resize((size, size), Image.BICUBIC))
+              for c in range(patch.shape[-1])]
+    return np.clip(np.stack(planes, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
 class PatchSampler:
@@ -56,13 +68,19 @@ class PatchSampler:
         rng = np.random.default_rng([*self.base, step])
         eligible = np.flatnonzero(self.sizes.min(axis=1) >= size)  # pairs whose image holds a whole patch
         pick = eligible[rng.integers(0, len(eligible), count)]
-        corner = (rng.random((count, 2)) * (self.sizes[pick] - size + 1)).astype(np.int64)
+        sides, kinds = np.full(count, size), None
+        if phase.zoom:  # each clean patch (of the zoom_types) cut smaller by a drawn factor, enlarged back to the patch size
+            kinds = rng.integers(0, len(self.types), count)
+            zoomed = np.isin(np.asarray(self.types)[kinds], phase.zoom_types or self.types)
+            factors = np.where(zoomed, sample_levels(phase.zoom, count, rng), 1.0)
+            sides = np.clip(np.round(size / factors), 2, size).astype(np.int64)
+        corner = (rng.random((count, 2)) * (self.sizes[pick] - sides[:, None] + 1)).astype(np.int64)
         flips = rng.integers(0, 2, (count, 3)).astype(bool)
         clean, noisy = [], []
-        for pair, (top, left) in zip(pick, corner):
+        for pair, (top, left), side in zip(pick, corner, sides):
             c, n = self.pairs[pair]
             if not self.config.self_supervised:
-                clean.append(self.clean.patch(c, top, left, size))
+                clean.append(enlarge(self.clean.patch(c, top, left, side), size))
             if n is not None:
                 noisy.append(self.noisy.patch(n, top, left, size))
         if self.config.self_supervised:
@@ -74,17 +92,18 @@ class PatchSampler:
         if phase.augment:
             target = dihedral(target, flips)
         if phase.fresh_noise:
-            return self.fresh_noise(target, rng), target
+            return self.fresh_noise(target, rng, kinds), target
         inputs = np.stack(noisy)
         return (dihedral(inputs, flips) if phase.augment else inputs), target
 
 
-    def fresh_noise(self, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Noise for a batch of clean patches: one type (train.sampling.noise_types drawn per patch) and level each."""
+    def fresh_noise(self, target: np.ndarray, rng: np.random.Generator, kind: np.ndarray | None = None) -> np.ndarray:
+        """Noise for a batch of clean patches: one type (train.sampling.noise_types drawn per patch, or the index
+        into them that `kind` gives) and level each."""
         if len(self.types) == 1:
             level = sample_levels(self.levels[self.types[0]], len(target), rng)[:, None, None, None]
             return add_noise(target, self.types[0], level, rng, self.noise.clip, self.noise.camera)
-        kind = rng.integers(0, len(self.types), len(target))
+        kind = rng.integers(0, len(self.types), len(target)) if kind is None else kind
         noisy = np.empty_like(target)
         for k, name in enumerate(self.types):
             rows = np.flatnonzero(kind == k)
