@@ -42,7 +42,9 @@ def test_denoise_uses_the_released_model_by_default_on_a_camera_jpeg(tmp_path, c
     assert "gray model" not in capsys.readouterr().err  # a color model: no per-channel passes
     out = images.read_image(tmp_path / "clean.jpg").pixels
     before = metrics.psnr(clean_photo, images.read_image(tmp_path / "photo.jpg").pixels)
-    assert metrics.psnr(clean_photo, out) > before + 3
+    # +2.2 dB for the model of 5b1a177 (zoomed camera patches: it gains about 1 dB less than its predecessor on
+    # synthetic camera noise over a small textured crop, and 1 dB more on real photos: docs/models.md)
+    assert metrics.psnr(clean_photo, out) > before + 2
 
 
 def test_a_larger_sigma_gives_a_smoother_output_monotonically(clean_photo):
