@@ -37,21 +37,6 @@ def test_the_loss_is_zero_only_for_a_consistent_exact_prediction():
     assert float(targets.Neighbor2NeighborLoss()(target, inconsistent)) == pytest.approx(2 * 0.01, rel=1e-5)
 
 
-def test_gamma_ramps_from_zero_to_two_and_weights_the_regularizer():
-    """train.gamma_schedule ramp: γ rises linearly to 2 at the last step (constant: 2 throughout); the batch's γ,
-    carried as an extra target channel, weights the regularizer term of the loss."""
-    ramp = [targets.gamma(step, 100, "ramp") for step in range(100)]
-    assert ramp[0] == pytest.approx(0.02) and ramp[-1] == pytest.approx(2.0) and ramp == sorted(ramp)
-    assert {targets.gamma(step, 100, "constant") for step in (0, 50, 99)} == {2.0}
-    target = np.random.default_rng(2).random((2, 4, 4, 1)).astype(np.float32)
-    inconsistent = np.concatenate([target, np.full_like(target, 0.1)], -1)
-    for weight in (0.0, 0.5, 2.0):
-        loss = float(targets.Neighbor2NeighborLoss()(targets.with_gamma(target, weight), inconsistent))
-        assert loss == pytest.approx(weight * 0.01, rel=1e-5, abs=1e-9)
-    with pytest.raises(ConfigError, match="^train.gamma_schedule: unknown value 'cosine'"):
-        parse_params({"train": {"gamma_schedule": "cosine"}})
-
-
 def test_self_supervised_settings_are_checked_with_the_key():
     with pytest.raises(ConfigError, match="^train.sampling.fresh_noise: neighbor2neighbor"):
         parse_params({"train": {"target": "neighbor2neighbor"}})

@@ -26,7 +26,6 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
 BASELINES = ("auto", "bm3d", "nlm", "none")
 TARGETS = ("clean", "neighbor2neighbor")  # train.target: what a batch trains toward (targets.py)
-GAMMA_SCHEDULES = ("constant", "ramp")  # train.gamma_schedule: neighbor2neighbor's regularizer weight over training
 # export.formats: what `denoise export` writes, and the exported file's suffix (a SavedModel is a folder)
 EXPORT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite", "saved_model": ""}
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
@@ -312,7 +311,6 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     target: str = "clean"
-    gamma_schedule: str = "constant"
     loss: str = "l1"
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -344,7 +342,6 @@ class TrainConfig:
 
     def validate(self, key: str) -> None:
         _choice(self.target, f"{key}.target", TARGETS)
-        _choice(self.gamma_schedule, f"{key}.gamma_schedule", GAMMA_SCHEDULES)
         _choice(self.loss, f"{key}.loss", LOSSES)
         if self.self_supervised:
             if self.sampling.fresh_noise:

@@ -13,7 +13,7 @@ from .config import NOISE_LEVEL_KEYS, Levels, NoiseConfig, SamplingConfig, Train
 from .errors import ConfigError
 from .noise import add_noise, derive_seed, sample_levels
 from .storage import Stack
-from .targets import draw_selectors, gamma, subsample_numpy, with_gamma
+from .targets import draw_selectors, subsample_numpy
 
 
 def dihedral(patches: np.ndarray, flips: np.ndarray) -> np.ndarray:
@@ -37,8 +37,8 @@ def enlarge(patch: np.ndarray, size: int) -> np.ndarray:
 class PatchSampler:
     """batch(step) -> (noisy, clean) float32 N×S×S×C arrays, with the sampling that train.sampling (and, for
     the last train.final.epochs, train.final) describes. Reads only the patches it cuts from the stacks.
-    Under train.target neighbor2neighbor: ((noisy, selectors N×S/2×S/2×8), g2(noisy) and γ N×S/2×S/2×(C+1)) from
-    the noisy copies alone; no clean pixel is read (targets.py)."""
+    Under train.target neighbor2neighbor: ((noisy, selectors N×S/2×S/2×8), g2(noisy) N×S/2×S/2×C) from the
+    noisy copies alone; no clean pixel is read (targets.py)."""
 
     def __init__(self, clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig):
         self.config, self.noise = config, noise
@@ -87,8 +87,7 @@ class PatchSampler:
             inputs = np.stack(noisy)
             inputs = dihedral(inputs, flips) if phase.augment else inputs
             selectors = draw_selectors(count, size, size, rng)
-            weight = gamma(step, self.config.total_steps, self.config.gamma_schedule)
-            return (inputs, selectors), with_gamma(subsample_numpy(inputs, selectors[..., 4:]), weight)
+            return (inputs, selectors), subsample_numpy(inputs, selectors[..., 4:])
         target = np.stack(clean)
         if phase.augment:
             target = dihedral(target, flips)
@@ -161,7 +160,7 @@ def batches(sampler: PatchSampler, first_step: int, steps: int, part: tuple[int,
             noisy, selectors, target = tf.numpy_function(lambda k: _flat(data[int(k)]), [index], [tf.float32] * 3, stateful=False)
             noisy.set_shape(shape)
             selectors.set_shape([rows, size // 2, size // 2, 8])
-            target.set_shape([rows, size // 2, size // 2, channels + 1])  # g2(y) and γ (targets.with_gamma)
+            target.set_shape([rows, size // 2, size // 2, channels])
             return (noisy, selectors), target
         noisy, clean = tf.numpy_function(lambda k: data[int(k)], [index], [tf.float32, tf.float32], stateful=False)
         noisy.set_shape(shape)

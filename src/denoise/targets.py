@@ -8,10 +8,6 @@ denoise. A regularizer keeps f consistent with its own full-size output f̄(y) (
 
     loss = ‖f(g1(y)) − g2(y)‖² + γ ‖f(g1(y)) − g2(y) − (g1(f̄(y)) − g2(f̄(y)))‖²       (γ = 2, as the paper)
 
-with γ = 2 throughout (train.gamma_schedule: constant) or rising linearly from 0 to 2 over training (ramp: the
-authors' code, whose weight is epoch / epochs × 2). γ comes with each batch, as an extra channel of its target,
-so that it is a function of the step alone under any backend and on resuming.
-
 Any network here (U-Net with or without the noise map, DnCNN) is the f; a wrapper model (training_model)
 computes both terms in keras.ops, so the one training loop (fit()) trains it under any backend, and the
 network alone is what gets saved. The pairs of pixels are drawn in NumPy with each batch (seeded by the
@@ -27,16 +23,6 @@ TARGETS = ("clean", "neighbor2neighbor")
 GAMMA = 2.0
 # the 8 ordered pairs of adjacent pixels of a 2×2 cell, as (first, second) positions 0 1 / 2 3
 NEIGHBOURS = np.array([(0, 1), (1, 0), (0, 2), (2, 0), (1, 3), (3, 1), (2, 3), (3, 2)])
-
-
-def gamma(step: int, total_steps: int, schedule: str) -> float:
-    """The regularizer's weight at `step` (0-based) of `total_steps`."""
-    return GAMMA * (step + 1) / total_steps if schedule == "ramp" else GAMMA
-
-
-def with_gamma(target: np.ndarray, weight: float) -> np.ndarray:
-    """g2(y) (N×H×W×C) with the batch's γ appended as one more channel, for Neighbor2NeighborLoss."""
-    return np.concatenate([target, np.full(target.shape[:-1] + (1,), weight, np.float32)], axis=-1)
 
 
 def draw_selectors(count: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,18 +71,20 @@ def training_model(network: keras.Model) -> keras.Model:
 
 @keras.saving.register_keras_serializable(package="denoise")
 class Neighbor2NeighborLoss(keras.losses.Loss):
-    """y_true: g2(y), with γ as one more channel (with_gamma) or without it (γ = 2); y_pred: training_model's
-    output. The reconstruction term plus γ times the regularizer."""
+    """y_true: g2(y); y_pred: training_model's output. The reconstruction term plus γ times the regularizer."""
 
-    def __init__(self, name="neighbor2neighbor_loss", **kwargs):
+    def __init__(self, gamma: float = GAMMA, name="neighbor2neighbor_loss", **kwargs):
         super().__init__(name=name, **kwargs)
+        self.gamma = gamma
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = keras.ops.cast(y_true, "float32"), keras.ops.cast(y_pred, "float32")
-        channels = y_pred.shape[-1] // 2
-        weight = y_true[..., channels:] if y_true.shape[-1] > channels else GAMMA
-        error = y_pred[..., :channels] - y_true[..., :channels]
-        return keras.ops.mean(keras.ops.square(error)) + keras.ops.mean(weight * keras.ops.square(error - y_pred[..., channels:]))
+        channels = y_true.shape[-1]
+        error = y_pred[..., :channels] - y_true
+        return keras.ops.mean(keras.ops.square(error)) + self.gamma * keras.ops.mean(keras.ops.square(error - y_pred[..., channels:]))
+
+    def get_config(self):
+        return {**super().get_config(), "gamma": self.gamma}
 
 
 def neighbour_psnr(network, noisy_images, seed: int = 0) -> float:
