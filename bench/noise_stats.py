@@ -38,7 +38,6 @@ def main():
     parser.add_argument("--quality", type=float, default=95)
     parser.add_argument("--photos", type=int, default=16)
     args = parser.parse_args()
-    from denoise import images
     from denoise.config import CameraSteps, Levels
     from denoise.noise import add_noise, derive_seed
     from real_bench import pairs, read
@@ -49,7 +48,7 @@ def main():
     real = [stats(read(noisy), read(clean)) for _, noisy, clean in pairs(Path(args.data) / "polyu-canon")]
     print("| PolyU-Canon, real (mean of its crops) | " + " | ".join(f"{v:.2f}" for v in np.mean(real, axis=0)) + " |")
     photos = sorted((Path(args.data) / "cbsd432").iterdir())[: args.photos]
-    clean = [images.to_channels(images.read_image(p).pixels, 3)[:320, :320] for p in photos]
+    clean = [read(p)[:320, :320] for p in photos]
     for shot in args.shot:
         for nr in args.nr:
             steps = CameraSteps(jpeg_quality=Levels(values=(args.quality,)), nr=Levels(values=(nr,)))

@@ -46,11 +46,11 @@ def main():
             tree = tree[part]
         tree[key.split(".")[-1]] = yaml.safe_load(value)
 
-    from denoise import images, metrics, training
+    from denoise import metrics, training
     from denoise.config import parse_params
     from denoise.datasets import load_split
     from denoise.inference import Denoiser
-    from real_bench import pairs, score_model
+    from real_bench import pairs, read, score_model
 
     params = parse_params(raw)
     out = Path(args.out) / args.name
@@ -66,7 +66,7 @@ def main():
         result[f"polyu11_{sigma or 'auto'}"] = round(float(np.mean([s[0] for s in scores[::5]])), 3)
     denoiser, scores = Denoiser(out / "model.keras"), []
     for k, path in enumerate(sorted((Path(args.data) / "cbsd68").iterdir())[:12]):
-        clean = images.to_channels(images.read_image(path).pixels, 3)
+        clean = read(path)
         noisy = clean + np.random.default_rng(k).standard_normal(clean.shape).astype(np.float32) * 25 / 255
         scores.append(metrics.psnr(clean, denoiser(noisy)))
     result["cbsd68_first12_s25"] = round(float(np.mean(scores)), 3)
