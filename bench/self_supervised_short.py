@@ -1,0 +1,84 @@
+"""Short self-supervised runs, for comparing training targets at equal steps without a whole `make bench`:
+train on train400 with one fixed noisy copy per image (the preset's noise, seeded; the last 12 images
+validate), then score BSD68 and Set12 at the preset's σ (one pass and ×8 self-ensemble). One JSON line
+per run, printed and appended to --log.
+
+    python bench/self_supervised_short.py --name r2r-3000 --steps 3000 \
+        --set train.target=recorrupted --set train.loss=mse --set train.sampling.patch_size=64
+
+The starting point is params.yaml under --preset (default bench/preset-n2n-long.yaml); --set overrides any
+key (YAML values); --section reference trains the preset's supervised reference section instead."""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+STEPS_PER_EPOCH = 250
+VALIDATION_IMAGES = 12
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--steps", type=int, default=3000, help=f"training steps (a multiple of {STEPS_PER_EPOCH})")
+    parser.add_argument("--preset", default=str(ROOT / "bench" / "preset-n2n-long.yaml"))
+    parser.add_argument("--section", choices=("train", "reference"), default="train")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
+    parser.add_argument("--out", default="/tmp/self-supervised-runs", help="where the models go")
+    parser.add_argument("--log", default=str(ROOT / "bench" / "self-supervised-runs.jsonl"))
+    args = parser.parse_args()
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from denoise import inference, metrics, training
+    from denoise.config import parse_params
+    from denoise.datasets import prepare
+    from denoise.noise import add_noise_to_stack
+    from run_bench import load_preset, merge
+
+    data = Path(args.data).resolve()
+    raw = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), load_preset(Path(args.preset)), data)
+    for section in ("train", "reference"):
+        raw[section].update(epochs=max(1, args.steps // STEPS_PER_EPOCH), steps_per_epoch=STEPS_PER_EPOCH)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        tree = raw
+        for part in key.split(".")[:-1]:
+            tree = tree[part]
+        tree[key.split(".")[-1]] = yaml.safe_load(value)
+    params = parse_params(raw)
+    config = getattr(params, args.section)
+    clean, _ = prepare(str(data / "train400"), params.data)
+    train = clean.subset(range(len(clean) - VALIDATION_IMAGES))
+    val = clean.subset(range(len(clean) - VALIDATION_IMAGES, len(clean)))
+    out = Path(args.out) / args.name
+    started = time.time()
+    state = training.train(config, params.noise, (train, add_noise_to_stack(train, params.noise)), (val, add_noise_to_stack(val, params.noise)),
+                           model_path=out / "model.keras", live_dir=out / "live", checkpoint_dir=out / "checkpoints")
+    result = {"name": args.name, "section": args.section, "set": args.set, "steps": config.total_steps,
+              "train_min": round((time.time() - started) / 60, 2), "best_epoch": state.get("best_epoch")}
+    model = inference.load_model(out / "model.keras")
+    for name in ("bsd68", "set12"):
+        test, _ = prepare(str(data / name), params.data, key="split.test_source")
+        noisy = add_noise_to_stack(test, params.noise)
+        truth = test.by_name()
+        for ensemble in (1, 8):
+            scores = [metrics.psnr(truth[entry["name"]], inference.predict(model, image, ensemble)) for entry, image in noisy]
+            result[f"{name}_x{ensemble}"] = round(float(np.mean(scores)), 3)
+    print(json.dumps(result), flush=True)
+    with open(args.log, "a") as log:
+        log.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
