@@ -40,8 +40,6 @@ def model_label(train: dict, channels: int = 1) -> str:
         kinds += [f"{' and '.join(sampling.get('zoom_types') or ['all'])} patches zoomed {span}"]
     if train.get("target") == "neighbor2neighbor":
         kinds += ["Neighbor2Neighbor on one noisy copy per image (no clean image)"]
-    elif train.get("target") == "recorrupted":
-        kinds += ["Recorrupted-to-Recorrupted on one noisy copy per image (no clean image)"]
     elif not sampling.get("fresh_levels") and not isinstance(sampling.get("fresh_levels"), dict):
         kinds += ["supervised"]
     ours = "blind (ours)" if isinstance(sampling.get("fresh_levels"), dict) else "(ours)"

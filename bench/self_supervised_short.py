@@ -3,11 +3,12 @@ train on train400 with one fixed noisy copy per image (the preset's noise, seede
 validate), then score BSD68 and Set12 at the preset's σ (one pass and ×8 self-ensemble). One JSON line
 per run, printed and appended to --log.
 
-    python bench/self_supervised_short.py --name r2r-3000 --steps 3000 \
-        --set train.target=recorrupted --set train.loss=mse --set train.sampling.patch_size=64
+    python bench/self_supervised_short.py --name n2n-3000 --steps 3000
+    python bench/self_supervised_short.py --name reference-3000 --steps 3000 --section reference
 
 The starting point is params.yaml under --preset (default bench/preset-n2n-long.yaml); --set overrides any
-key (YAML values); --section reference trains the preset's supervised reference section instead."""
+key (YAML values); --section reference trains the preset's supervised reference section instead. The test
+images' noise is the bench's (same seed, same images), so the scores compare with `make bench`'s rows."""
 
 import argparse
 import json
@@ -22,14 +23,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
-STEPS_PER_EPOCH = 250
 VALIDATION_IMAGES = 12
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True)
-    parser.add_argument("--steps", type=int, default=3000, help=f"training steps (a multiple of {STEPS_PER_EPOCH})")
+    parser.add_argument("--steps", type=int, default=3000, help="training steps (a multiple of --steps-per-epoch)")
+    parser.add_argument("--steps-per-epoch", type=int, default=250, help="steps between validations (the best epoch is kept)")
     parser.add_argument("--preset", default=str(ROOT / "bench" / "preset-n2n-long.yaml"))
     parser.add_argument("--section", choices=("train", "reference"), default="train")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -49,7 +50,7 @@ def main():
     data = Path(args.data).resolve()
     raw = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), load_preset(Path(args.preset)), data)
     for section in ("train", "reference"):
-        raw[section].update(epochs=max(1, args.steps // STEPS_PER_EPOCH), steps_per_epoch=STEPS_PER_EPOCH)
+        raw[section].update(epochs=max(1, args.steps // args.steps_per_epoch), steps_per_epoch=args.steps_per_epoch)
     for item in args.set:
         key, _, value = item.partition("=")
         tree = raw

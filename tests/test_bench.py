@@ -106,3 +106,25 @@ def test_bench_scale_runs_the_stages_on_a_tiny_data_set_and_prints_its_table(tmp
     assert all(float(row[1]) >= 0 and float(row[2]) > 0 for row in rows[1:])  # seconds (rounded), peak RSS in GB
     assert "6 gray photos of 2048², 0.1 GB of decoded float32 pixels" in result.stdout
     assert len(list((tmp_path / "work" / "large" / "data" / "prepared").glob("shard-*.npy"))) >= 1
+
+
+def test_self_supervised_short_run_logs_its_scores(tmp_path):
+    """bench/self_supervised_short.py on tiny stand-ins: trains the preset's Neighbor2Neighbor for a few steps and
+    appends one JSON line with its BSD68 / Set12 scores, one pass and ×8."""
+    rng = np.random.default_rng(1)
+    for name, count in (("train400", 14), ("bsd68", 2), ("set12", 2)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for k in range(count):
+            y, x = np.mgrid[0:48, 0:48]
+            image = 128 + 90 * np.sin(x / rng.uniform(2, 6) + y / rng.uniform(2, 6))
+            Image.fromarray(image.astype(np.uint8)).save(tmp_path / "data" / name / f"{k:03d}.png")
+    log = tmp_path / "runs.jsonl"
+    command = [sys.executable, str(ROOT / "bench" / "self_supervised_short.py"), "--name", "tiny", "--steps", "4", "--steps-per-epoch", "2",
+               "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--log", str(log),
+               "--set", "train.sampling.patch_size=32", "--set", "train.sampling.batch_size=2", "--set", "train.model.width=8"]
+    result = subprocess.run(command, env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    line = json.loads(log.read_text())
+    assert line["name"] == "tiny" and line["steps"] == 4 and line["section"] == "train"
+    scores = [line[f"{name}_x{k}"] for name in ("bsd68", "set12") for k in (1, 8)]
+    assert all(np.isfinite(scores)) and (tmp_path / "out" / "tiny" / "model.keras").exists()

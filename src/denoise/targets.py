@@ -1,5 +1,5 @@
-"""What a training batch trains toward (train.target): `clean` (supervised: the clean patch), or from noisy
-images alone (self-supervised) `neighbor2neighbor` (Huang et al. 2021) or `recorrupted` (Pang et al. 2021).
+"""What a training batch trains toward (train.target): `clean` (supervised: the clean patch) or
+`neighbor2neighbor` (self-supervised, Huang et al. 2021: from noisy images alone).
 
 Neighbor2Neighbor: every 2×2 cell of a noisy patch y gives two different, adjacent pixels; the pixels
 picked first form the half-size image g1(y), the others g2(y). With independent zero-mean noise, g2(y) is a
@@ -12,13 +12,6 @@ Any network here (U-Net with or without the noise map, DnCNN) is the f; a wrappe
 computes both terms in keras.ops, so the one training loop (fit()) trains it under any backend, and the
 network alone is what gets saved. The pairs of pixels are drawn in NumPy with each batch (seeded by the
 step) and fed as one-hot selectors; nothing here ever reads a clean pixel.
-
-Recorrupted-to-Recorrupted (R2R, Pang et al. CVPR 2021): for Gaussian noise of level σ, a fresh z ~ N(0, σ²)
-makes two copies of one noisy patch y, the input ŷ = y + αz and the target ȳ = y − z/α, whose noises
-(n + αz, n − z/α) are independent. So E‖f(ŷ) − ȳ‖² = E‖f(ŷ) − x‖² + const: the MSE against ȳ trains f as
-supervised MSE would, for noise of level σ√(1 + α²) (α = 0.5, as the paper). σ is each noisy image's own
-Immerkær estimate (models.noise_sigma), so neither clean pixels nor the noise stage's level are read.
-The pair is an ordinary (input, target) batch: fit() trains the network itself on train.loss mse.
 """
 
 from __future__ import annotations
@@ -26,8 +19,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+TARGETS = ("clean", "neighbor2neighbor")
 GAMMA = 2.0
-ALPHA = 0.5  # R2R's split of the extra noise between input (α) and target (1/α)
 # the 8 ordered pairs of adjacent pixels of a 2×2 cell, as (first, second) positions 0 1 / 2 3
 NEIGHBOURS = np.array([(0, 1), (1, 0), (0, 2), (2, 0), (1, 3), (3, 1), (2, 3), (3, 2)])
 
@@ -108,33 +101,3 @@ def neighbour_psnr(network, noisy_images, seed: int = 0) -> float:
         out = inference.predict_tiled(network, first)
         scores.append(10 * np.log10(1.0 / max(float(np.mean((out - second) ** 2)), 1e-12)))
     return float(np.mean(scores))
-
-
-def image_sigmas(images) -> np.ndarray:
-    """Each noisy image's noise σ (float32, [0, 1] units), estimated from its own pixels (models.noise_sigma)."""
-    from .models import noise_sigma
-
-    return np.array([float(keras.ops.convert_to_numpy(noise_sigma(image[None]))[0, 0, 0, 0]) for image in images], np.float32)
-
-
-def recorrupt(noisy: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """R2R's (input ŷ = y + αz, target ȳ = y − z/α) for N×H×W×C noisy patches, z ~ N(0, sigma[n]²)."""
-    z = rng.standard_normal(noisy.shape, np.float32) * np.asarray(sigma, np.float32).reshape(-1, 1, 1, 1)
-    return noisy + ALPHA * z, noisy - z / ALPHA
-
-
-def recorrupted_psnr(network, noisy_images, seed: int = 0) -> float:
-    """Validation without clean pixels for R2R: the mean over images of the PSNR between f(ŷ) and ȳ (z fixed by
-    `seed`). The target's noise (about 5σ² at α 0.5) is a floor far above the denoising error, so the figure
-    sits far below a true PSNR, but it rises and falls with E‖f(ŷ) − x‖²: it ranks epochs, not methods."""
-    from . import inference
-
-    rng, scores = np.random.default_rng(seed), []
-    for image, sigma in zip(noisy_images, image_sigmas(noisy_images)):
-        given, target = recorrupt(image[None], sigma[None], rng)
-        out = inference.predict_tiled(network, given[0])
-        scores.append(10 * np.log10(1.0 / max(float(np.mean((out - target[0]) ** 2)), 1e-12)))
-    return float(np.mean(scores))
-
-
-VALIDATION = {"neighbor2neighbor": neighbour_psnr, "recorrupted": recorrupted_psnr}
