@@ -86,6 +86,17 @@ def merge(base: dict, preset: dict, data: Path) -> dict:
     return deep_merge(base, yaml.safe_load(yaml.safe_dump(preset).replace("DATA/", f"{data}/")))
 
 
+def apply_sets(raw: dict, items: list[str]) -> dict:
+    """params (a mapping) with each KEY=VALUE of `items` set: a dotted key, a YAML value (the short runs' --set)."""
+    for item in items:
+        key, _, value = item.partition("=")
+        tree = raw
+        for part in key.split(".")[:-1]:
+            tree = tree[part]
+        tree[key.split(".")[-1]] = yaml.safe_load(value)
+    return raw
+
+
 def test_sets(params: dict) -> list[str]:
     """The test sets' folder names, in the preset's order."""
     sources = params["split"]["test_source"]

@@ -45,18 +45,13 @@ def main():
     from denoise.config import parse_params
     from denoise.datasets import prepare
     from denoise.noise import add_noise_to_stack
-    from run_bench import load_preset, merge
+    from run_bench import apply_sets, load_preset, merge
 
     data = Path(args.data).resolve()
     raw = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), load_preset(Path(args.preset)), data)
     for section in ("train", "reference"):
         raw[section].update(epochs=max(1, args.steps // args.steps_per_epoch), steps_per_epoch=args.steps_per_epoch)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        tree = raw
-        for part in key.split(".")[:-1]:
-            tree = tree[part]
-        tree[key.split(".")[-1]] = yaml.safe_load(value)
+    apply_sets(raw, args.set)
     params = parse_params(raw)
     config = getattr(params, args.section)
     clean, _ = prepare(str(data / "train400"), params.data)

@@ -39,20 +39,15 @@ def main():
     raw = yaml.safe_load((work / "params.yaml").read_text())
     raw["train"]["epochs"] = args.epochs
     raw["train"]["final"] = {"epochs": 0, "loss": None, "patch_size": None, "batch_size": None}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        tree = raw
-        for part in key.split(".")[:-1]:
-            tree = tree[part]
-        tree[key.split(".")[-1]] = yaml.safe_load(value)
 
     from denoise import metrics, training
     from denoise.config import parse_params
     from denoise.datasets import load_split
     from denoise.inference import Denoiser
     from real_bench import pairs, read, score_model
+    from run_bench import apply_sets
 
-    params = parse_params(raw)
+    params = parse_params(apply_sets(raw, args.set))
     out = Path(args.out) / args.name
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()

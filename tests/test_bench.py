@@ -128,3 +128,9 @@ def test_self_supervised_short_run_logs_its_scores(tmp_path):
     assert line["name"] == "tiny" and line["steps"] == 4 and line["section"] == "train"
     scores = [line[f"{name}_x{k}"] for name in ("bsd68", "set12") for k in (1, 8)]
     assert all(np.isfinite(scores)) and (tmp_path / "out" / "tiny" / "model.keras").exists()
+
+
+def test_set_overrides_take_dotted_keys_and_yaml_values():
+    raw = {"train": {"sampling": {"zoom": None, "patch_size": 64}, "target": "clean"}}
+    run_bench.apply_sets(raw, ["train.sampling.zoom={min: 1, max: 4}", "train.sampling.patch_size=128", "train.target=neighbor2neighbor"])
+    assert raw == {"train": {"sampling": {"zoom": {"min": 1, "max": 4}, "patch_size": 128}, "target": "neighbor2neighbor"}}
