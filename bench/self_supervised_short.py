@@ -43,7 +43,7 @@ def main():
 
     from denoise import inference, metrics, training
     from denoise.config import parse_params
-    from denoise.datasets import prepare
+    from denoise.datasets import prepare, prepare_test_sets
     from denoise.noise import add_noise_to_stack
     from run_bench import apply_sets, load_preset, merge
 
@@ -64,12 +64,11 @@ def main():
     result = {"name": args.name, "section": args.section, "set": args.set, "steps": config.total_steps,
               "train_min": round((time.time() - started) / 60, 2), "best_epoch": state.get("best_epoch")}
     model = inference.load_model(out / "model.keras")
+    test, noisy = prepare_test_sets([data / name for name in ("bsd68", "set12")], params.data, params.noise)  # as the split stage's
+    truth = test.by_name()
     for name in ("bsd68", "set12"):
-        test, _ = prepare(str(data / name), params.data, key="split.test_source")
-        noisy = add_noise_to_stack(test, params.noise)
-        truth = test.by_name()
         for ensemble in (1, 8):
-            scores = [metrics.psnr(truth[entry["name"]], inference.predict(model, image, ensemble)) for entry, image in noisy]
+            scores = [metrics.psnr(truth[entry["name"]], inference.predict(model, image, ensemble)) for entry, image in noisy if entry["set"] == name]
             result[f"{name}_x{ensemble}"] = round(float(np.mean(scores)), 3)
     print(json.dumps(result), flush=True)
     with open(args.log, "a") as log:

@@ -17,14 +17,20 @@ sys.path.insert(0, str(ROOT / "bench"))
 import run_bench  # noqa: E402
 
 
-def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
-    rng = np.random.default_rng(0)
-    for name, count, size in (("train400", 8, (48, 40)), ("bsd68", 2, (40, 32)), ("set12", 2, (32, 32))):
-        (tmp_path / "data" / name).mkdir(parents=True)
+def write_stand_ins(folder: Path, sets, seed: int) -> None:
+    """Tiny gray stand-ins for the bench's data sets: for each (name, count, (width, height)), that many PNGs of
+    random sine gratings in folder/name."""
+    rng = np.random.default_rng(seed)
+    for name, count, size in sets:
+        (folder / name).mkdir(parents=True)
         for k in range(count):
             y, x = np.mgrid[0 : size[1], 0 : size[0]]
             image = 128 + 90 * np.sin(x / rng.uniform(2, 6) + y / rng.uniform(2, 6))
-            Image.fromarray(image.astype(np.uint8)).save(tmp_path / "data" / name / f"{k:03d}.png")
+            Image.fromarray(image.astype(np.uint8)).save(folder / name / f"{k:03d}.png")
+
+
+def test_bench_runs_the_pipeline_and_prints_the_table(tmp_path):
+    write_stand_ins(tmp_path / "data", (("train400", 8, (48, 40)), ("bsd68", 2, (40, 32)), ("set12", 2, (32, 32))), seed=0)
     preset = yaml.safe_load((ROOT / "bench" / "preset.yaml").read_text())
     preset = deep_merge(preset, {section: TINY[section] for section in ("train", "reference", "evaluate")})
     preset["baseline"] = {"method": "nlm", "workers": 2}
@@ -111,13 +117,7 @@ def test_bench_scale_runs_the_stages_on_a_tiny_data_set_and_prints_its_table(tmp
 def test_self_supervised_short_run_logs_its_scores(tmp_path):
     """bench/self_supervised_short.py on tiny stand-ins: trains the preset's Neighbor2Neighbor for a few steps and
     appends one JSON line with its BSD68 / Set12 scores, one pass and ×8."""
-    rng = np.random.default_rng(1)
-    for name, count in (("train400", 14), ("bsd68", 2), ("set12", 2)):
-        (tmp_path / "data" / name).mkdir(parents=True)
-        for k in range(count):
-            y, x = np.mgrid[0:48, 0:48]
-            image = 128 + 90 * np.sin(x / rng.uniform(2, 6) + y / rng.uniform(2, 6))
-            Image.fromarray(image.astype(np.uint8)).save(tmp_path / "data" / name / f"{k:03d}.png")
+    write_stand_ins(tmp_path / "data", (("train400", 14, (48, 48)), ("bsd68", 2, (48, 48)), ("set12", 2, (48, 48))), seed=1)
     log = tmp_path / "runs.jsonl"
     command = [sys.executable, str(ROOT / "bench" / "self_supervised_short.py"), "--name", "tiny", "--steps", "4", "--steps-per-epoch", "2",
                "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--log", str(log),
