@@ -19,7 +19,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-TARGETS = ("clean", "neighbor2neighbor")
 GAMMA = 2.0
 # the 8 ordered pairs of adjacent pixels of a 2×2 cell, as (first, second) positions 0 1 / 2 3
 NEIGHBOURS = np.array([(0, 1), (1, 0), (0, 2), (2, 0), (1, 3), (3, 1), (2, 3), (3, 2)])
