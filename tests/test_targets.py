@@ -37,38 +37,16 @@ def test_the_loss_is_zero_only_for_a_consistent_exact_prediction():
     assert float(targets.Neighbor2NeighborLoss()(target, inconsistent)) == pytest.approx(2 * 0.01, rel=1e-5)
 
 
-def test_sure_estimates_the_mse_against_the_clean_image_without_reading_it(smooth_image):
-    """For a fixed smoother f (a box blur), the SURE loss on noisy patches alone matches the MSE of f(y) against
-    the clean patches; the validation figure, with each image's σ estimated, tracks the true PSNR (within the
-    error of a σ estimated from 64² pixels, a few %)."""
-    rng, sigma = np.random.default_rng(6), 25 / 255
-    clean = np.stack([smooth_image(64, 64, seed=k) for k in range(8)])
-    noisy = (clean + rng.normal(0, sigma, clean.shape)).astype(np.float32)
-    inputs = keras.Input((None, None, 1))
-    blur = keras.Model(inputs, keras.layers.AveragePooling2D(3, strides=1, padding="same")(inputs))
-    wrapped = targets.sure_model(blur)
-    estimate = float(targets.SureLoss()(noisy, wrapped([noisy, rng.standard_normal(noisy.shape).astype(np.float32), np.full((8, 1, 1, 1), sigma, np.float32)])))
-    truth = float(np.mean((keras.ops.convert_to_numpy(blur(noisy)) - clean) ** 2))
-    naive = float(np.mean((keras.ops.convert_to_numpy(blur(noisy)) - noisy) ** 2))
-    assert estimate == pytest.approx(truth, rel=0.1) and naive > 3 * truth  # the naive noisy-target MSE is far off
-    for f in (keras.Model(inputs, inputs), blur):
-        psnr = float(np.mean([metrics.psnr(c, keras.ops.convert_to_numpy(f(n[None]))[0]) for c, n in zip(clean, noisy)]))
-        assert targets.sure_psnr(f, list(noisy)) == pytest.approx(psnr, abs=1.0)
-
-
 def test_self_supervised_settings_are_checked_with_the_key():
     with pytest.raises(ConfigError, match="^train.sampling.fresh_noise: neighbor2neighbor"):
         parse_params({"train": {"target": "neighbor2neighbor"}})
     with pytest.raises(ConfigError, match="^train.sampling.patch_size: the unet model downsamples 8× \\(of half-size patches"):
         parse_params({"train": {"target": "neighbor2neighbor", "sampling": {"fresh_noise": False, "patch_size": 40}}})
-    with pytest.raises(ConfigError, match="^train.sampling.fresh_noise: sure learns"):
-        parse_params({"train": {"target": "sure"}})
     with pytest.raises(ConfigError, match="^train.target: unknown value 'noise2void'"):
         parse_params({"train": {"target": "noise2void"}})
 
 
-@pytest.mark.parametrize("target", ["neighbor2neighbor", "sure"])
-def test_self_supervised_training_denoises_without_reading_a_clean_pixel(tmp_path, smooth_image, target):
+def test_neighbor2neighbor_learns_to_denoise_without_reading_a_clean_pixel(tmp_path, smooth_image):
     """Clean training and validation images full of NaN: one clean pixel read anywhere in training would
     make the loss or the validation NaN. The model must still denoise a held-out image."""
     noise = NoiseConfig(sigma=Levels(values=(25.0,)))
@@ -79,7 +57,7 @@ def test_self_supervised_training_denoises_without_reading_a_clean_pixel(tmp_pat
         poisoned = Stack(truth.entries, [np.full_like(image, np.nan) for image in truth.images])
         return poisoned, noisy
 
-    config = TrainConfig(model=ModelConfig(name="dncnn", depth=4, width=16), target=target, epochs=4, steps_per_epoch=40,
+    config = TrainConfig(model=ModelConfig(name="dncnn", depth=4, width=16), target="neighbor2neighbor", epochs=4, steps_per_epoch=40,
                          sampling=SamplingConfig(batch_size=8, patch_size=32, fresh_noise=False), mixed_precision="float32",
                          optimizer=dataclasses.replace(TrainConfig().optimizer, learning_rate=3e-3))
     state = training.train(config, noise, stacks("abcdef", 0), stacks(["v"], 20), model_path=tmp_path / "model.keras",

@@ -25,7 +25,7 @@ SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
 BASELINES = ("auto", "bm3d", "nlm", "none")
-TARGETS = ("clean", "neighbor2neighbor", "sure")  # train.target: what a batch trains toward (targets.py)
+TARGETS = ("clean", "neighbor2neighbor")  # train.target: what a batch trains toward (targets.py)
 # export.formats: what `denoise export` writes, and the exported file's suffix (a SavedModel is a folder)
 EXPORT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite", "saved_model": ""}
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
@@ -338,10 +338,6 @@ class TrainConfig:
 
     @property
     def self_supervised(self) -> bool:
-        return self.target != "clean"
-
-    @property
-    def neighbor2neighbor(self) -> bool:
         return self.target == "neighbor2neighbor"
 
     def validate(self, key: str) -> None:
@@ -349,10 +345,10 @@ class TrainConfig:
         _choice(self.loss, f"{key}.loss", LOSSES)
         if self.self_supervised:
             if self.sampling.fresh_noise:
-                raise ConfigError(f"{key}.sampling.fresh_noise: {self.target} learns from the noisy images as they are "
+                raise ConfigError(f"{key}.sampling.fresh_noise: neighbor2neighbor learns from the noisy images as they are "
                                   "(fresh noise would be made from clean ones); set it to false")
             if self.final.loss is not None:
-                raise ConfigError(f"{key}.final.loss: {self.target} has its own loss; set it to null")
+                raise ConfigError(f"{key}.final.loss: neighbor2neighbor has its own loss; set it to null")
         _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
         _choice(self.backend, f"{key}.backend", BACKENDS)
         if isinstance(self.devices, str):
@@ -368,11 +364,11 @@ class TrainConfig:
         if self.optimizer.warmup_steps >= self.total_steps:
             raise ConfigError(f"{key}.optimizer.warmup_steps: {self.optimizer.warmup_steps} must be fewer than the "
                               f"{self.total_steps} training steps")
-        multiple = self.model.size_multiple * (2 if self.neighbor2neighbor else 1)  # neighbor2neighbor halves each patch
+        multiple = self.model.size_multiple * (2 if self.self_supervised else 1)  # neighbor2neighbor halves each patch
         for name, size in (("sampling.patch_size", self.sampling.patch_size), ("final.patch_size", self.final.patch_size)):
             if size is not None and size % multiple:
                 raise ConfigError(f"{key}.{name}: the {self.model.name} model downsamples {self.model.size_multiple}×"
-                                  f"{' (of half-size patches: neighbor2neighbor)' if self.neighbor2neighbor else ''}, so it must be a multiple of {multiple}")
+                                  f"{' (of half-size patches: neighbor2neighbor)' if self.self_supervised else ''}, so it must be a multiple of {multiple}")
 
 
 @dataclass(frozen=True)
@@ -491,7 +487,7 @@ def parse_params(raw: dict) -> Params:
         for section in ("train", "reference"):
             if not getattr(params, section).self_supervised:
                 raise ConfigError(f"{section}.target: clean targets need clean images, and noise.type none says the photos are the "
-                                  "noisy ones; use neighbor2neighbor or sure")
+                                  "noisy ones; use neighbor2neighbor")
     if params.data.channels != 3:  # camera noise is made on a Bayer mosaic of RGB
         if params.noise.type == "camera":
             raise ConfigError("noise.type: camera noise needs RGB images; set data.channels: 3")

@@ -48,23 +48,12 @@ def _residual_block(x, width: int):
     return keras.layers.Add()([x, y])
 
 
-IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-
-
-def noise_sigma(images):
-    """Each N×H×W×C image's Gaussian noise σ (N×1×1×1, in [0, 1] units), as Immerkær (1996) estimates it: a 3×3
-    difference-of-Laplacians kernel cancels smooth image content, and for white noise its mean absolute
-    response is σ · 6 · √(2/π). Textures inflate it a little. keras.ops: takes a tensor or a NumPy array."""
-    images = keras.ops.cast(images, "float32")
-    kernel = np.tile(IMMERKAER[:, :, None, None], (1, 1, images.shape[-1], 1))
-    response = keras.ops.depthwise_conv(images, kernel, padding="valid")
-    return keras.ops.mean(keras.ops.abs(response), axis=(1, 2, 3), keepdims=True) * math.sqrt(math.pi / 2) / 6
-
-
 @keras.saving.register_keras_serializable(package="denoise")
 class NoiseLevelMap(keras.layers.Layer):
-    """Each image's Gaussian noise σ, estimated as Immerkær (1996) does (noise_sigma), as a constant map of its
-    size; the network learns how far to trust it. The map is in units of 50/255 so that it spans about 0–1 over the usual levels.
+    """Each image's Gaussian noise σ, estimated as Immerkær (1996) does, as a constant map of its size:
+    a 3×3 difference-of-Laplacians kernel cancels smooth image content, and for white noise its mean
+    absolute response is σ · 6 · √(2/π). Textures inflate the estimate a little; the network learns how
+    far to trust it. The map is in units of 50/255 so that it spans about 0–1 over the usual levels.
     With `scales` > 1 there is one map per scale: the same estimate on the image mean-pooled 2×2, 4×4, …,
     times the pooling factor, so that white noise reads the same at every scale while noise that
     demosaicing and a camera's noise reduction made spatially correlated (which the full-resolution
@@ -72,12 +61,18 @@ class NoiseLevelMap(keras.layers.Layer):
     With `sigma` (8-bit units) set, every map is that level instead of the estimate: the strength control
     of `denoise --sigma N`, as FFDNet's noise-level input (set_noise_level)."""
 
+    KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     UNIT = 50 / 255
 
     def __init__(self, sigma: float | None = None, scales: int = 1, **kwargs):
         kwargs.setdefault("dtype", "float32")  # the estimate is a small difference of large sums
         super().__init__(**kwargs)
         self.sigma, self.scales = sigma, scales
+
+    def _estimate(self, images):
+        kernel = np.tile(self.KERNEL[:, :, None, None], (1, 1, images.shape[-1], 1))
+        response = keras.ops.depthwise_conv(images, kernel, padding="valid")
+        return keras.ops.mean(keras.ops.abs(response), axis=(1, 2, 3), keepdims=True) * math.sqrt(math.pi / 2) / 6
 
     def call(self, images):
         images = keras.ops.cast(images, "float32")
@@ -88,7 +83,7 @@ class NoiseLevelMap(keras.layers.Layer):
         for scale in range(self.scales):
             factor = 2**scale
             pooled = keras.ops.average_pool(images, factor, factor, padding="valid") if factor > 1 else images
-            maps.append(zeros + noise_sigma(pooled) * factor / self.UNIT)
+            maps.append(zeros + self._estimate(pooled) * factor / self.UNIT)
         return keras.ops.concatenate(maps, axis=-1) if len(maps) > 1 else maps[0]
 
     def get_config(self):

@@ -13,7 +13,7 @@ from .config import NOISE_LEVEL_KEYS, Levels, NoiseConfig, SamplingConfig, Train
 from .errors import ConfigError
 from .noise import add_noise, derive_seed, sample_levels
 from .storage import Stack
-from .targets import draw_selectors, image_sigmas, subsample_numpy
+from .targets import draw_selectors, subsample_numpy
 
 
 def dihedral(patches: np.ndarray, flips: np.ndarray) -> np.ndarray:
@@ -38,8 +38,7 @@ class PatchSampler:
     """batch(step) -> (noisy, clean) float32 N×S×S×C arrays, with the sampling that train.sampling (and, for
     the last train.final.epochs, train.final) describes. Reads only the patches it cuts from the stacks.
     Under train.target neighbor2neighbor: ((noisy, selectors N×S/2×S/2×8), g2(noisy) N×S/2×S/2×C) from the
-    noisy copies alone; under sure: ((noisy, probe N×S×S×C, σ N×1×1×1), noisy), σ each noisy image's own
-    estimate; no clean pixel is read (targets.py)."""
+    noisy copies alone; no clean pixel is read (targets.py)."""
 
     def __init__(self, clean: Stack, noisy: Stack, config: TrainConfig, noise: NoiseConfig):
         self.config, self.noise = config, noise
@@ -55,7 +54,6 @@ class PatchSampler:
             self.pairs = [(index_of[e["name"]], k) for k, e in enumerate(noisy.entries) if e["name"] in index_of]
         self.sizes = np.array([clean.shape(c)[:2] for c, _ in self.pairs], np.int64).reshape(-1, 2)
         self.base = derive_seed("patches", config.seed)
-        self.sigmas: dict[int, float] = {}  # SURE's σ per noisy image, estimated when its first patch is cut
         self.first_final = config.first_final_step if config.final_sampling != config.sampling else config.total_steps
         for phase, key in ((config.sampling, "sampling"), (config.final_sampling, "final")):
             if not (self.sizes.min(axis=1) >= phase.patch_size).any():
@@ -88,9 +86,6 @@ class PatchSampler:
         if self.config.self_supervised:
             inputs = np.stack(noisy)
             inputs = dihedral(inputs, flips) if phase.augment else inputs
-            if self.config.target == "sure":
-                sigma = np.array([self.sigma(self.pairs[p][1]) for p in pick], np.float32).reshape(-1, 1, 1, 1)
-                return (inputs, rng.standard_normal(inputs.shape, np.float32), sigma), inputs
             selectors = draw_selectors(count, size, size, rng)
             return (inputs, selectors), subsample_numpy(inputs, selectors[..., 4:])
         target = np.stack(clean)
@@ -101,11 +96,6 @@ class PatchSampler:
         inputs = np.stack(noisy)
         return (dihedral(inputs, flips) if phase.augment else inputs), target
 
-    def sigma(self, index: int) -> float:
-        """Noisy image `index`'s estimated noise σ (targets.image_sigmas), computed once."""
-        if index not in self.sigmas:
-            self.sigmas[index] = float(image_sigmas([self.noisy.images[index]])[0])
-        return self.sigmas[index]
 
     def fresh_noise(self, target: np.ndarray, rng: np.random.Generator, kind: np.ndarray | None = None) -> np.ndarray:
         """Noise for a batch of clean patches: one type (train.sampling.noise_types drawn per patch, or the index
@@ -124,8 +114,8 @@ class PatchSampler:
 
 
 def _flat(batch):
-    inputs, target = batch
-    return (*inputs, target)
+    (noisy, selectors), target = batch
+    return noisy, selectors, target
 
 
 class Batches(keras.utils.PyDataset):
@@ -166,11 +156,6 @@ def batches(sampler: PatchSampler, first_step: int, steps: int, part: tuple[int,
     shape = [rows, size, size, channels]
 
     def make(index):
-        if sampler.config.target == "sure":
-            noisy, probe, sigma, target = tf.numpy_function(lambda k: _flat(data[int(k)]), [index], [tf.float32] * 4, stateful=False)
-            for tensor, tensor_shape in ((noisy, shape), (probe, shape), (sigma, [rows, 1, 1, 1]), (target, shape)):
-                tensor.set_shape(tensor_shape)
-            return (noisy, probe, sigma), target
         if sampler.config.self_supervised:
             noisy, selectors, target = tf.numpy_function(lambda k: _flat(data[int(k)]), [index], [tf.float32] * 3, stateful=False)
             noisy.set_shape(shape)

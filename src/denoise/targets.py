@@ -1,5 +1,5 @@
-"""What a training batch trains toward (train.target): `clean` (supervised: the clean patch), or from noisy
-images alone (self-supervised) `neighbor2neighbor` (Huang et al. 2021) or `sure` (Soltanayev & Chun 2018).
+"""What a training batch trains toward (train.target): `clean` (supervised: the clean patch) or
+`neighbor2neighbor` (self-supervised, Huang et al. 2021: from noisy images alone).
 
 Neighbor2Neighbor: every 2×2 cell of a noisy patch y gives two different, adjacent pixels; the pixels
 picked first form the half-size image g1(y), the others g2(y). With independent zero-mean noise, g2(y) is a
@@ -12,17 +12,6 @@ Any network here (U-Net with or without the noise map, DnCNN) is the f; a wrappe
 computes both terms in keras.ops, so the one training loop (fit()) trains it under any backend, and the
 network alone is what gets saved. The pairs of pixels are drawn in NumPy with each batch (seeded by the
 step) and fed as one-hot selectors; nothing here ever reads a clean pixel.
-
-SURE (Stein's unbiased risk estimate; Soltanayev & Chun, NeurIPS 2018): for Gaussian noise of level σ,
-‖f(y) − y‖²/N − σ² + 2σ² div f(y)/N is an unbiased estimate of the supervised MSE ‖f(y) − x‖²/N, so
-minimizing it trains f as MSE against clean images would, at full resolution and on the noise as it is.
-The divergence is estimated by Monte Carlo (Ramani et al. 2008): div f(y) ≈ bᵀ(f(y + εb) − f(y))/ε with
-b ~ N(0, I). By Stein's lemma that is exactly the divergence averaged over a Gaussian neighbourhood of y of
-radius ε. That average is what a network can exploit: trained on one fixed noisy copy, with ε = 0.2σ
-(which bfloat16 rounding allows) it learned to reproduce its training copies exactly while staying smooth a
-little way off them, and its loss went below zero (docs/experiments.md). So ε is EPSILON·σ, tiny, and the
-wrapper runs in float32. σ is each noisy image's own Immerkær estimate (models.noise_sigma): neither clean pixels nor
-the noise stage's level are read.
 """
 
 from __future__ import annotations
@@ -31,7 +20,6 @@ import keras
 import numpy as np
 
 GAMMA = 2.0
-EPSILON = 1e-3  # SURE's probe step, a fraction of each image's σ
 # the 8 ordered pairs of adjacent pixels of a 2×2 cell, as (first, second) positions 0 1 / 2 3
 NEIGHBOURS = np.array([(0, 1), (1, 0), (0, 2), (2, 0), (1, 3), (3, 1), (2, 3), (3, 2)])
 
@@ -112,60 +100,3 @@ def neighbour_psnr(network, noisy_images, seed: int = 0) -> float:
         out = inference.predict_tiled(network, first)
         scores.append(10 * np.log10(1.0 / max(float(np.mean((out - second) ** 2)), 1e-12)))
     return float(np.mean(scores))
-
-
-def image_sigmas(images) -> np.ndarray:
-    """Each noisy image's noise σ (float32, [0, 1] units), estimated from its own pixels (models.noise_sigma)."""
-    from .models import noise_sigma
-
-    return np.array([float(keras.ops.convert_to_numpy(noise_sigma(image[None]))[0, 0, 0, 0]) for image in images], np.float32)
-
-
-def sure_model(network: keras.Model) -> keras.Model:
-    """The wrapper fit() trains under sure: inputs (noisy y N×H×W×C, probe b N×H×W×C, σ N×1×1×1), output f(y),
-    b·(f(y + εσb) − f(y))/(εσ) and σ side by side on the channel axis (SureLoss splits them)."""
-    channels = network.input_shape[-1]
-    noisy = keras.Input((None, None, channels), name="noisy")
-    probe = keras.Input((None, None, channels), name="probe")
-    sigma = keras.Input((1, 1, 1), name="sigma")
-    step = sigma * EPSILON
-    out = keras.ops.cast(network(noisy), "float32")
-    moved = keras.ops.cast(network(noisy + step * probe), "float32")
-    divergence = probe * (moved - out) / step
-    return keras.Model([noisy, probe, sigma], keras.ops.concatenate([out, divergence, keras.ops.zeros_like(out) + sigma], axis=-1), name="sure")
-
-
-@keras.saving.register_keras_serializable(package="denoise")
-class SureLoss(keras.losses.Loss):
-    """y_true: the noisy patch y; y_pred: sure_model's output. The Monte Carlo SURE of the per-pixel MSE."""
-
-    def __init__(self, name="sure_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        y_true, y_pred = keras.ops.cast(y_true, "float32"), keras.ops.cast(y_pred, "float32")
-        channels = y_true.shape[-1]
-        out, divergence, sigma = y_pred[..., :channels], y_pred[..., channels : 2 * channels], y_pred[..., 2 * channels :]
-        variance = keras.ops.square(sigma)
-        return keras.ops.mean(keras.ops.square(out - y_true) - variance + 2 * variance * divergence)
-
-
-def sure_psnr(network, noisy_images, seed: int = 0) -> float:
-    """Validation without clean pixels under sure: the PSNR of SURE's estimate of the MSE over all the images
-    (probes fixed by `seed`), pooled, as one image's estimate is noisy and may even fall below zero."""
-    from . import inference
-
-    rng, errors = np.random.default_rng(seed), []
-    for image, sigma in zip(noisy_images, image_sigmas(noisy_images)):
-        probe = rng.standard_normal(image.shape).astype(np.float32)
-        step = float(sigma) * EPSILON
-        out = inference.predict_tiled(network, image)
-        moved = inference.predict_tiled(network, image + step * probe)
-        errors.append(np.mean((out - image) ** 2) - sigma**2 + 2 * sigma**2 * np.mean(probe * (moved - out)) / step)
-    return float(10 * np.log10(1.0 / max(float(np.mean(errors)), 1e-10)))
-
-
-# per self-supervised target: the wrapper fit() trains, its loss, and the validation figure read without clean pixels
-WRAPPERS = {"neighbor2neighbor": training_model, "sure": sure_model}
-LOSSES = {"neighbor2neighbor": Neighbor2NeighborLoss, "sure": SureLoss}
-VALIDATION = {"neighbor2neighbor": neighbour_psnr, "sure": sure_psnr}

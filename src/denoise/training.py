@@ -99,11 +99,11 @@ def set_precision(choice: str) -> str:
 class ValidationPSNR(keras.callbacks.Callback):
     """Adds `val_psnr` (8-bit PSNR over full validation images) to the epoch logs. For a self-supervised
     network (`network` given: fit() trains a wrapper around it), no clean image is read: `val_psnr` is then
-    the target's figure on the noisy validation images alone (targets.VALIDATION: neighbour PSNR, SURE's PSNR)."""
+    the neighbour PSNR of the noisy validation images (targets.neighbour_psnr)."""
 
-    def __init__(self, clean: Stack, noisy: Stack, network: keras.Model | None = None, target: str = "clean"):
+    def __init__(self, clean: Stack, noisy: Stack, network: keras.Model | None = None):
         super().__init__()
-        self.network, self.target = network, target
+        self.network = network
         if network is None:
             self.pairs = [(clean.by_name()[e["name"]], image) for e, image in zip(noisy.entries, noisy.images)]
         else:
@@ -111,7 +111,7 @@ class ValidationPSNR(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.network is not None:
-            logs["val_psnr"] = targets.VALIDATION[self.target](self.network, self.noisy)
+            logs["val_psnr"] = targets.neighbour_psnr(self.network, self.noisy)
             return
         # tiles of 512² bound the memory of large validation images (smaller ones are one pass, as before)
         logs["val_psnr"] = float(np.mean([metrics.psnr(c, inference.predict_tiled(self.model, n)) for c, n in self.pairs]))
@@ -204,17 +204,17 @@ def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Pa
     else:
         state, start = {}, 0
         model = models.build_model(config.model, channels=train_pairs[1].shape(0)[-1])
-        fitted = targets.WRAPPERS[config.target](model) if config.self_supervised else model  # what fit() trains
+        fitted = targets.training_model(model) if config.self_supervised else model  # what fit() trains
         optimizer = adam(config)
     sampler = PatchSampler(*train_pairs, config, noise)
     network = model if config.self_supervised else None
-    callbacks = [ValidationPSNR(*val_pairs, network, config.target), Checkpoint(checkpoint_dir, live_dir, run_fingerprint, state, network), *extra]
+    callbacks = [ValidationPSNR(*val_pairs, network), Checkpoint(checkpoint_dir, live_dir, run_fingerprint, state, network), *extra]
     first_final = config.epochs - config.final.epochs
     phases = [(config.loss, start, min(first_final, config.epochs)), (config.final.loss or config.loss, max(start, first_final), config.epochs)]
     for loss, begin, end in phases:
         if end <= begin:
             continue
-        fitted.compile(optimizer=optimizer, loss=targets.LOSSES[config.target]() if config.self_supervised else get_loss(loss))
+        fitted.compile(optimizer=optimizer, loss=targets.Neighbor2NeighborLoss() if config.self_supervised else get_loss(loss))
         data = batches(sampler, begin * config.steps_per_epoch, (end - begin) * config.steps_per_epoch, part=processes())
         fitted.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2)
