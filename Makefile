@@ -29,8 +29,11 @@ bm3d: $(BM3D)
 repro: $(BM3D)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
+# The suite in parallel (pytest-xdist): one worker per CPU up to TEST_WORKERS, each test file on one worker
+# (its module fixtures, e.g. a tiny repo's `dvc repro`, are built once). `make test TEST_WORKERS=1`: serial.
+TEST_WORKERS ?= 4
 test: $(INSTALLED)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile
 
 clean-venv:
 	rm -rf $(VENV)
