@@ -54,8 +54,8 @@ def model_label(train: dict, channels: int = 1) -> str:
 
 
 def levels(params: dict) -> list:
-    """The test noise levels: noise.sigma as a list."""
-    sigma = params["noise"]["sigma"]
+    """The test noise levels: split.test_levels (where set) or noise.sigma, as a list."""
+    sigma = params["split"].get("test_levels") or params["noise"]["sigma"]
     return list(sigma) if isinstance(sigma, list) else [sigma]
 
 

@@ -64,7 +64,7 @@ def main():
     result = {"name": args.name, "section": args.section, "set": args.set, "steps": config.total_steps,
               "train_min": round((time.time() - started) / 60, 2), "best_epoch": state.get("best_epoch")}
     model = inference.load_model(out / "model.keras")
-    test, noisy = prepare_test_sets([data / name for name in ("bsd68", "set12")], params.data, params.noise)  # as the split stage's
+    test, noisy = prepare_test_sets([data / name for name in ("bsd68", "set12")], params.data, params.noise.with_levels(params.split.test_levels))  # as the split stage's
     truth = test.by_name()
     for name in ("bsd68", "set12"):
         for ensemble in (1, 8):

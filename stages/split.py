@@ -17,7 +17,7 @@ def main():
         test = None
     else:
         parts = assign_split(names, None, config.val_fraction, config.seed)
-        test = prepare_test_sets(config.test_source, params.data, params.noise)
+        test = prepare_test_sets(config.test_source, params.data, params.noise.with_levels(config.test_levels))
     counts = write_split("data/split", clean, noisy, parts, test)
     print("split (images): " + ", ".join(f"{part} {n}" for part, n in counts.items()))
 

@@ -113,6 +113,12 @@ def test_test_source_takes_one_folder_or_a_list(monkeypatch, tmp_path):
     raw["split"]["test_source"] = [3]
     with pytest.raises(ConfigError, match=r"^split\.test_source: expected a string or a list of strings"):
         parse_params(raw)
+    raw["split"]["test_levels"] = [15, 25]
+    raw["split"]["test_source"] = None
+    with pytest.raises(ConfigError, match=r"^split\.test_levels: sets the noise of the split\.test_source folders, and there are none"):
+        parse_params(raw)
+    raw["split"]["test_source"] = str(tmp_path)
+    assert parse_params(raw).split.test_levels.values == (15.0, 25.0)
 
 
 def test_unknown_section(monkeypatch):

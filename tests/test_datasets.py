@@ -100,6 +100,21 @@ def test_separate_test_sets_are_named_in_every_entry(tmp_path):
     assert [(e["set"], e["level"]) for e in noisy.entries] == [("bsd", 15.0), ("bsd", 25.0)] * 2 + [("set", 15.0), ("set", 25.0)]
 
 
+def test_test_levels_give_the_test_folders_their_own_noise(tmp_path):
+    """A blind self-supervised run: one training copy per image at a σ drawn from a range, the separate test
+    folders at listed levels (split.test_levels), each test copy as it would be with those levels alone."""
+    write_photos(tmp_path / "set", 2)
+    blind = NoiseConfig(sigma=Levels(low=5.0, high=50.0))
+    clean, noisy = prepare_test_sets([str(tmp_path / "set")], DataConfig(channels=1), blind.with_levels(Levels(values=(15.0, 50.0))))
+    assert [(e["level"], e["group"]) for e in noisy.entries] == [(15.0, "15"), (50.0, "50")] * 2
+    _, listed = prepare_test_sets([str(tmp_path / "set")], DataConfig(channels=1), NoiseConfig(sigma=Levels(values=(15.0, 50.0))))
+    for a, b in zip(noisy.images, listed.images):
+        np.testing.assert_array_equal(a, b)
+    assert blind.with_levels(None) is blind
+    training = add_noise_to_stack(clean.subset([0]), blind)
+    assert len(training) == 1 and 5 <= training.entries[0]["level"] <= 50 and training.entries[0]["group"] == "5-50"
+
+
 def test_prepare_stack_on_two_processes_equals_one_and_lists_skipped(tmp_path):
     write_photos(tmp_path / "photos", 5)
     (tmp_path / "photos" / "broken.jpg").write_bytes(b"not a jpeg")

@@ -170,6 +170,10 @@ class NoiseConfig:
     def levels(self) -> Levels:
         return getattr(self, self.level_key)
 
+    def with_levels(self, levels: Levels | None) -> "NoiseConfig":
+        """This noise at other levels of its type's key (None: unchanged)."""
+        return self if levels is None else dataclasses.replace(self, **{self.level_key: levels})
+
     def validate(self, key: str) -> None:
         _choice(self.type, f"{key}.type", NOISE_TYPES)
 
@@ -179,6 +183,7 @@ class SplitConfig:
     test_fraction: float = 0.2
     val_fraction: float = 0.1
     test_source: tuple[str, ...] | None = None
+    test_levels: Levels | None = None  # the test_source folders' noise levels, where they differ from the noise section's
     seed: int = 0
 
     def validate(self, key: str) -> None:
@@ -186,6 +191,9 @@ class SplitConfig:
         _fraction(self.val_fraction, f"{key}.val_fraction")
         for source in self.test_source or ():
             _source_path(source, f"{key}.test_source")
+        if self.test_levels is not None and self.test_source is None:
+            raise ConfigError(f"{key}.test_levels: sets the noise of the {key}.test_source folders, and there are none; "
+                              "set test_source or leave test_levels null")
 
 
 @dataclass(frozen=True)
