@@ -29,8 +29,9 @@ SETS, SIGMAS = ("bsd68", "set12"), (15, 25, 50)  # the gray protocol's, which ma
 SINGLE_PASS = "model_single_pass"  # as denoise.evaluation.SINGLE_PASS (the table reads the work copy's metrics)
 
 
-def model_label(train: dict, channels: int = 1) -> str:
-    """A table row's name for a trained section (train, or a reference that is not the seed model)."""
+def model_label(train: dict, channels: int = 1, noise_levels=None) -> str:
+    """A table row's name for a trained section (train, or a reference that is not the seed model); blind where
+    it trains at a range of levels: its fresh_levels, or else the noise stage's (`noise_levels`, noise.sigma)."""
     model, sampling = train["model"], train["sampling"]
     kinds = ["color"] if channels == 3 else []
     kinds += ["Gaussian + camera noise"] if "camera" in (sampling.get("noise_types") or ()) else []
@@ -42,7 +43,7 @@ def model_label(train: dict, channels: int = 1) -> str:
         kinds += ["Neighbor2Neighbor on one noisy copy per image (no clean image)"]
     elif not sampling.get("fresh_levels") and not isinstance(sampling.get("fresh_levels"), dict):
         kinds += ["supervised"]
-    ours = "blind (ours)" if isinstance(sampling.get("fresh_levels"), dict) else "(ours)"
+    ours = "blind (ours)" if isinstance(sampling.get("fresh_levels") or noise_levels, dict) else "(ours)"
     if model["name"] == "unet":
         parts = [f"U-Net {model['width']}–{model['width'] * 4}", f"{model['depth']} block{'s' if model['depth'] > 1 else ''}/level"]
         parts += [f"{model['full_width']}-ch full-resolution ends"] if model.get("full_width") else []
@@ -169,9 +170,9 @@ def table(work: Path, seconds: dict) -> str:
     size = f"{seconds['shape'][1]}×{seconds['shape'][0]}"
     lines = ["| method | " + " | ".join(header) + f" | training (min) | s per {size} image | speed vs {bm3d} |",
              "|---|" + "---|" * (len(header) + 3)]
-    label = model_label(params["train"], channels)
+    label = model_label(params["train"], channels, params["noise"]["sigma"])
     reference = params["reference"]
-    reference_label = "seed model (original design)" if reference["model"]["name"] == "seed" else model_label(reference, channels)
+    reference_label = "seed model (original design)" if reference["model"]["name"] == "seed" else model_label(reference, channels, params["noise"]["sigma"])
     rows = [("noisy", "noisy input"), ("baseline", f"{bm3d} (baseline stage)"), ("reference", reference_label)]
     if seconds["ensemble"] > 1:  # time_one_image read evaluate.self_ensemble
         rows += [(SINGLE_PASS, f"{label}, one pass"), ("model", f"{label}, ×{seconds['ensemble']} self-ensemble")]

@@ -88,6 +88,19 @@ def test_every_bench_preset_is_valid_params(preset, tmp_path):
     assert run_bench.test_sets(raw) and all(Path(source).is_dir() for source in params.split.test_source)
 
 
+def test_the_blind_self_supervised_preset_is_labelled_blind_and_tabled_at_its_test_levels(tmp_path):
+    """bench/preset-n2n-blind.yaml: both rows train at the noise stage's range of σ, so both are blind; the table's
+    columns are split.test_levels, not that range. The fixed-σ preset's rows are not blind."""
+    for folder in ("train400", "bsd68", "set12"):
+        (tmp_path / folder).mkdir()
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for preset, blind in (("preset-n2n-blind.yaml", True), ("preset-n2n.yaml", False)):
+        raw = run_bench.merge(base, run_bench.load_preset(ROOT / "bench" / preset), tmp_path)
+        labels = [run_bench.model_label(raw[section], 1, raw["noise"]["sigma"]) for section in ("train", "reference")]
+        assert all(label.endswith("blind (ours)") == blind for label in labels), labels
+        assert run_bench.levels(raw) == ([15, 25, 50] if blind else [25])
+
+
 def test_noisy_only_presets_get_a_no_reference_summary(tmp_path):
     """A noise.type none preset has no PSNR table: each method's estimated σ per test set, and the model's path."""
     (tmp_path / "eval").mkdir()
