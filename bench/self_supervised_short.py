@@ -1,6 +1,6 @@
 """Short self-supervised runs, for comparing training targets at equal steps without a whole `make bench`:
 train on train400 with one fixed noisy copy per image (the preset's noise, seeded; the last 12 images
-validate), then score BSD68 and Set12 at the preset's σ (one pass and ×8 self-ensemble). One JSON line
+validate), then score BSD68 and Set12 at the preset's test σ, each on its own (one pass and ×8 self-ensemble). One JSON line
 per run, printed and appended to --log.
 
     python bench/self_supervised_short.py --name n2n-3000 --steps 3000
@@ -66,10 +66,14 @@ def main():
     model = inference.load_model(out / "model.keras")
     test, noisy = prepare_test_sets([data / name for name in ("bsd68", "set12")], params.data, params.noise.with_levels(params.split.test_levels))  # as the split stage's
     truth = test.by_name()
+    test_levels = sorted({entry["level"] for entry, _ in noisy})
     for name in ("bsd68", "set12"):
-        for ensemble in (1, 8):
-            scores = [metrics.psnr(truth[entry["name"]], inference.predict(model, image, ensemble)) for entry, image in noisy if entry["set"] == name]
-            result[f"{name}_x{ensemble}"] = round(float(np.mean(scores)), 3)
+        for level in test_levels:  # several levels (a blind preset's split.test_levels): one score per level, named by it
+            suffix = f"_s{level:g}" if len(test_levels) > 1 else ""
+            for ensemble in (1, 8):
+                scores = [metrics.psnr(truth[entry["name"]], inference.predict(model, image, ensemble))
+                          for entry, image in noisy if entry["set"] == name and entry["level"] == level]
+                result[f"{name}{suffix}_x{ensemble}"] = round(float(np.mean(scores)), 3)
     print(json.dumps(result), flush=True)
     with open(args.log, "a") as log:
         log.write(json.dumps(result) + "\n")

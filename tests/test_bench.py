@@ -141,6 +141,12 @@ def test_self_supervised_short_run_logs_its_scores(tmp_path):
     assert line["name"] == "tiny" and line["steps"] == 4 and line["section"] == "train"
     scores = [line[f"{name}_x{k}"] for name in ("bsd68", "set12") for k in (1, 8)]
     assert all(np.isfinite(scores)) and (tmp_path / "out" / "tiny" / "model.keras").exists()
+    blind = [*command, "--preset", str(ROOT / "bench" / "preset-n2n-blind.yaml"), "--name", "tiny-blind"]  # test σ 15 / 25 / 50
+    result = subprocess.run(blind, env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    line = json.loads(log.read_text().splitlines()[-1])
+    scores = [line[f"{name}_s{sigma}_x{k}"] for name in ("bsd68", "set12") for sigma in (15, 25, 50) for k in (1, 8)]
+    assert all(np.isfinite(scores)) and line["bsd68_s15_x1"] > line["bsd68_s50_x1"]  # noisier input scores lower
 
 
 def test_set_overrides_take_dotted_keys_and_yaml_values():
