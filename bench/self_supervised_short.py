@@ -8,7 +8,9 @@ per run, printed and appended to --log.
 
 The starting point is params.yaml under --preset (default bench/preset-n2n-long.yaml); --set overrides any
 key (YAML values); --section reference trains the preset's supervised reference section instead. The test
-images' noise is the bench's (same seed, same images), so the scores compare with `make bench`'s rows."""
+images' noise is the bench's (same seed, same images), so the scores compare with `make bench`'s rows.
+--every-epoch also scores every epoch's network (one pass) beside the validation figures, to see whether
+the validation picks the right epoch."""
 
 import argparse
 import json
@@ -34,6 +36,9 @@ def main():
     parser.add_argument("--preset", default=str(ROOT / "bench" / "preset-n2n-long.yaml"))
     parser.add_argument("--section", choices=("train", "reference"), default="train")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--ensembles", type=int, nargs="+", default=[1, 8], help="the final model's scores: one pass (1) and/or ×8 self-ensemble (8)")
+    parser.add_argument("--every-epoch", action="store_true",
+                        help="also score the network after every epoch (one pass), next to the validation figures that choose the epoch")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     parser.add_argument("--out", default="/tmp/self-supervised-runs", help="where the models go")
     parser.add_argument("--log", default=str(ROOT / "bench" / "self-supervised-runs.jsonl"))
@@ -58,25 +63,54 @@ def main():
     train = clean.subset(range(len(clean) - VALIDATION_IMAGES))
     val = clean.subset(range(len(clean) - VALIDATION_IMAGES, len(clean)))
     out = Path(args.out) / args.name
-    started = time.time()
-    state = training.train(config, params.noise, (train, add_noise_to_stack(train, params.noise)), (val, add_noise_to_stack(val, params.noise)),
-                           model_path=out / "model.keras", live_dir=out / "live", checkpoint_dir=out / "checkpoints")
-    result = {"name": args.name, "section": args.section, "set": args.set, "steps": config.total_steps,
-              "train_min": round((time.time() - started) / 60, 2), "best_epoch": state.get("best_epoch")}
-    model = inference.load_model(out / "model.keras")
     test, noisy = prepare_test_sets([data / name for name in ("bsd68", "set12")], params.data, params.noise.with_levels(params.split.test_levels))  # as the split stage's
     truth = test.by_name()
     test_levels = sorted({entry["level"] for entry, _ in noisy})
-    for name in ("bsd68", "set12"):
-        for level in test_levels:  # several levels (a blind preset's split.test_levels): one score per level, named by it
-            suffix = f"_s{level:g}" if len(test_levels) > 1 else ""
-            for ensemble in (1, 8):
-                scores = [metrics.psnr(truth[entry["name"]], inference.predict(model, image, ensemble))
-                          for entry, image in noisy if entry["set"] == name and entry["level"] == level]
-                result[f"{name}{suffix}_x{ensemble}"] = round(float(np.mean(scores)), 3)
+
+    def scores(model, ensembles=(1, 8)) -> dict:
+        result = {}
+        for name in ("bsd68", "set12"):
+            for level in test_levels:  # several levels (a blind preset's split.test_levels): one score per level, named by it
+                suffix = f"_s{level:g}" if len(test_levels) > 1 else ""
+                for ensemble in ensembles:
+                    psnrs = [metrics.psnr(truth[entry["name"]], inference.predict(model, image, ensemble))
+                             for entry, image in noisy if entry["set"] == name and entry["level"] == level]
+                    result[f"{name}{suffix}_x{ensemble}"] = round(float(np.mean(psnrs)), 3)
+        return result
+
+    val_noisy = add_noise_to_stack(val, params.noise)
+    epochs = []
+    extra = [every_epoch(scores, list(val_noisy.images), epochs)] if args.every_epoch else []
+    started = time.time()
+    state = training.train(config, params.noise, (train, add_noise_to_stack(train, params.noise)), (val, val_noisy),
+                           model_path=out / "model.keras", live_dir=out / "live", checkpoint_dir=out / "checkpoints", extra_callbacks=extra)
+    result = {"name": args.name, "section": args.section, "set": args.set, "steps": config.total_steps,
+              "train_min": round((time.time() - started) / 60, 2), "best_epoch": state.get("best_epoch")}
+    result.update(scores(inference.load_model(out / "model.keras"), args.ensembles))
+    if epochs:
+        result["epochs"] = epochs
     print(json.dumps(result), flush=True)
     with open(args.log, "a") as log:
         log.write(json.dumps(result) + "\n")
+
+
+def every_epoch(scores, val_noisy: list, epochs: list):
+    """--every-epoch's callback: after each epoch's validation, the network's one-pass test scores next to the
+    figures that could choose the epoch: the validation PSNR (val_psnr) and the pooled neighbour PSNR (one PSNR
+    of the validation images' mean neighbour error, targets.neighbour_errors), appended to `epochs`."""
+    import keras
+
+    from denoise import targets
+
+    class EveryEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            network = next((layer for layer in self.model.layers if isinstance(layer, keras.Model)), self.model)  # N2N: the wrapped network
+            pooled = 10 * np.log10(1.0 / float(np.mean(targets.neighbour_errors(network, val_noisy))))
+            epochs.append({"epoch": epoch + 1, "val_psnr": round(float(logs["val_psnr"]), 3),
+                           "pooled_neighbour_psnr": round(float(pooled), 3), **scores(network, ensembles=(1,))})
+            print(json.dumps(epochs[-1]), flush=True)
+
+    return EveryEpoch()
 
 
 if __name__ == "__main__":

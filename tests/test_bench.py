@@ -129,7 +129,7 @@ def test_bench_scale_runs_the_stages_on_a_tiny_data_set_and_prints_its_table(tmp
 
 def test_self_supervised_short_run_logs_its_scores(tmp_path):
     """bench/self_supervised_short.py on tiny stand-ins: trains the preset's Neighbor2Neighbor for a few steps and
-    appends one JSON line with its BSD68 / Set12 scores, one pass and ×8."""
+    appends one JSON line with its BSD68 / Set12 scores, one pass and ×8; with --every-epoch, each epoch's too."""
     write_stand_ins(tmp_path / "data", (("train400", 14, (48, 48)), ("bsd68", 2, (48, 48)), ("set12", 2, (48, 48))), seed=1)
     log = tmp_path / "runs.jsonl"
     command = [sys.executable, str(ROOT / "bench" / "self_supervised_short.py"), "--name", "tiny", "--steps", "4", "--steps-per-epoch", "2",
@@ -141,12 +141,15 @@ def test_self_supervised_short_run_logs_its_scores(tmp_path):
     assert line["name"] == "tiny" and line["steps"] == 4 and line["section"] == "train"
     scores = [line[f"{name}_x{k}"] for name in ("bsd68", "set12") for k in (1, 8)]
     assert all(np.isfinite(scores)) and (tmp_path / "out" / "tiny" / "model.keras").exists()
-    blind = [*command, "--preset", str(ROOT / "bench" / "preset-n2n-blind.yaml"), "--name", "tiny-blind"]  # test σ 15 / 25 / 50
+    blind = [*command, "--preset", str(ROOT / "bench" / "preset-n2n-blind.yaml"), "--name", "tiny-blind", "--every-epoch"]  # test σ 15 / 25 / 50
     result = subprocess.run(blind, env=env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     line = json.loads(log.read_text().splitlines()[-1])
     scores = [line[f"{name}_s{sigma}_x{k}"] for name in ("bsd68", "set12") for sigma in (15, 25, 50) for k in (1, 8)]
     assert all(np.isfinite(scores)) and line["bsd68_s15_x1"] > line["bsd68_s50_x1"]  # noisier input scores lower
+    assert [epoch["epoch"] for epoch in line["epochs"]] == [1, 2]  # --every-epoch: each epoch's one-pass scores and validation figures
+    best = line["epochs"][line["best_epoch"] - 1]
+    assert best["val_psnr"] == max(epoch["val_psnr"] for epoch in line["epochs"]) and best["bsd68_s25_x1"] == line["bsd68_s25_x1"]
 
 
 def test_set_overrides_take_dotted_keys_and_yaml_values():
