@@ -38,7 +38,7 @@ def main():
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--ensembles", type=int, nargs="+", default=[1, 8], help="the final model's scores: one pass (1) and/or ×8 self-ensemble (8)")
     parser.add_argument("--every-epoch", action="store_true",
-                        help="also score the network after every epoch (one pass), next to the validation figures that choose the epoch")
+                        help="also score the network after every epoch (one pass), next to the validation PSNR that chooses the epoch (train_min then includes it)")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     parser.add_argument("--out", default="/tmp/self-supervised-runs", help="where the models go")
     parser.add_argument("--log", default=str(ROOT / "bench" / "self-supervised-runs.jsonl"))
@@ -78,11 +78,10 @@ def main():
                     result[f"{name}{suffix}_x{ensemble}"] = round(float(np.mean(psnrs)), 3)
         return result
 
-    val_noisy = add_noise_to_stack(val, params.noise)
     epochs = []
-    extra = [every_epoch(scores, list(val_noisy.images), epochs)] if args.every_epoch else []
+    extra = [every_epoch(scores, epochs)] if args.every_epoch else []
     started = time.time()
-    state = training.train(config, params.noise, (train, add_noise_to_stack(train, params.noise)), (val, val_noisy),
+    state = training.train(config, params.noise, (train, add_noise_to_stack(train, params.noise)), (val, add_noise_to_stack(val, params.noise)),
                            model_path=out / "model.keras", live_dir=out / "live", checkpoint_dir=out / "checkpoints", extra_callbacks=extra)
     result = {"name": args.name, "section": args.section, "set": args.set, "steps": config.total_steps,
               "train_min": round((time.time() - started) / 60, 2), "best_epoch": state.get("best_epoch")}
@@ -94,20 +93,15 @@ def main():
         log.write(json.dumps(result) + "\n")
 
 
-def every_epoch(scores, val_noisy: list, epochs: list):
+def every_epoch(scores, epochs: list):
     """--every-epoch's callback: after each epoch's validation, the network's one-pass test scores next to the
-    figures that could choose the epoch: the validation PSNR (val_psnr) and the pooled neighbour PSNR (one PSNR
-    of the validation images' mean neighbour error, targets.neighbour_errors), appended to `epochs`."""
+    validation PSNR that chooses the epoch, appended to `epochs`."""
     import keras
-
-    from denoise import targets
 
     class EveryEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             network = next((layer for layer in self.model.layers if isinstance(layer, keras.Model)), self.model)  # N2N: the wrapped network
-            pooled = 10 * np.log10(1.0 / float(np.mean(targets.neighbour_errors(network, val_noisy))))
-            epochs.append({"epoch": epoch + 1, "val_psnr": round(float(logs["val_psnr"]), 3),
-                           "pooled_neighbour_psnr": round(float(pooled), 3), **scores(network, ensembles=(1,))})
+            epochs.append({"epoch": epoch + 1, "val_psnr": round(float(logs["val_psnr"]), 3), **scores(network, ensembles=(1,))})
             print(json.dumps(epochs[-1]), flush=True)
 
     return EveryEpoch()

@@ -86,21 +86,17 @@ class Neighbor2NeighborLoss(keras.losses.Loss):
         return {**super().get_config(), "gamma": self.gamma}
 
 
-def neighbour_errors(network, noisy_images, seed: int = 0) -> list[float]:
-    """Per noisy image, the mean squared difference between f(g1(y)) and g2(y), with selectors fixed by `seed`."""
+def neighbour_psnr(network, noisy_images, seed: int = 0) -> float:
+    """Validation without clean pixels: the mean over images of the PSNR between f(g1(y)) and g2(y), with
+    selectors fixed by `seed`. Higher is better (it tracks denoising: the noise of g2(y) is a floor)."""
     from . import inference
 
-    rng, errors = np.random.default_rng(seed), []
+    rng, scores = np.random.default_rng(seed), []
     for image in noisy_images:
         h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
         one_hot = draw_selectors(1, h, w, rng)
         first = subsample_numpy(image[None, :h, :w], one_hot[..., :4])[0]
         second = subsample_numpy(image[None, :h, :w], one_hot[..., 4:])[0]
-        errors.append(float(np.mean((inference.predict_tiled(network, first) - second) ** 2)))
-    return errors
-
-
-def neighbour_psnr(network, noisy_images, seed: int = 0) -> float:
-    """Validation without clean pixels: the mean over images of the PSNR between f(g1(y)) and g2(y), with
-    selectors fixed by `seed`. Higher is better (it tracks denoising: the noise of g2(y) is a floor)."""
-    return float(np.mean([10 * np.log10(1.0 / max(error, 1e-12)) for error in neighbour_errors(network, noisy_images, seed)]))
+        out = inference.predict_tiled(network, first)
+        scores.append(10 * np.log10(1.0 / max(float(np.mean((out - second) ** 2)), 1e-12)))
+    return float(np.mean(scores))
