@@ -98,9 +98,11 @@ def every_epoch(scores, epochs: list):
     validation PSNR that chooses the epoch, appended to `epochs`."""
     import keras
 
+    from denoise import targets
+
     class EveryEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            network = next((layer for layer in self.model.layers if isinstance(layer, keras.Model)), self.model)  # N2N: the wrapped network
+            network = targets.network_of(self.model)  # N2N: the wrapped network
             epochs.append({"epoch": epoch + 1, "val_psnr": round(float(logs["val_psnr"]), 3), **scores(network, ensembles=(1,))})
             print(json.dumps(epochs[-1]), flush=True)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from denoise import inference, metrics, targets, training
-from denoise.config import Levels, ModelConfig, NoiseConfig, SamplingConfig, TrainConfig, parse_params
+from denoise.config import FinalPhaseConfig, Levels, ModelConfig, NoiseConfig, SamplingConfig, TrainConfig, parse_params
 from denoise.errors import ConfigError
 from denoise.noise import add_noise_to_stack
 from denoise.storage import Stack
@@ -44,11 +44,21 @@ def test_self_supervised_settings_are_checked_with_the_key():
         parse_params({"train": {"target": "neighbor2neighbor", "sampling": {"fresh_noise": False, "patch_size": 40}}})
     with pytest.raises(ConfigError, match="^train.target: unknown value 'noise2void'"):
         parse_params({"train": {"target": "noise2void"}})
+    with pytest.raises(ConfigError, match="^train.final.target: refined refines a self-supervised network; train.target is clean"):
+        parse_params({"train": {"final": {"epochs": 1, "target": "refined"}}})
+    with pytest.raises(ConfigError, match="^train.final.target: unknown value 'clean'"):
+        parse_params({"train": {"final": {"epochs": 1, "target": "clean"}}})
+    refined = {"target": "neighbor2neighbor", "sampling": {"fresh_noise": False, "patch_size": 64}, "final": {"epochs": 1, "target": "refined"}}
+    assert parse_params({"train": {**refined, "final": {**refined["final"], "loss": "l1", "patch_size": 40}}}).train.refines
+    with pytest.raises(ConfigError, match="^train.final.patch_size: the unet model downsamples 8×, so it must be a multiple of 8"):
+        parse_params({"train": {**refined, "final": {**refined["final"], "patch_size": 36}}})
 
 
-def test_neighbor2neighbor_learns_to_denoise_without_reading_a_clean_pixel(tmp_path, smooth_image):
+@pytest.mark.parametrize("final", [FinalPhaseConfig(), FinalPhaseConfig(epochs=2, target="refined")], ids=["neighbor2neighbor", "refined"])
+def test_neighbor2neighbor_learns_to_denoise_without_reading_a_clean_pixel(tmp_path, smooth_image, final):
     """Clean training and validation images full of NaN: one clean pixel read anywhere in training would
-    make the loss or the validation NaN. The model must still denoise a held-out image."""
+    make the loss or the validation NaN. The model must still denoise a held-out image. With refined targets
+    for the last epochs too."""
     noise = NoiseConfig(sigma=Levels(values=(25.0,)))
 
     def stacks(names, seed):
@@ -57,7 +67,7 @@ def test_neighbor2neighbor_learns_to_denoise_without_reading_a_clean_pixel(tmp_p
         poisoned = Stack(truth.entries, [np.full_like(image, np.nan) for image in truth.images])
         return poisoned, noisy
 
-    config = TrainConfig(model=ModelConfig(name="dncnn", depth=4, width=16), target="neighbor2neighbor", epochs=4, steps_per_epoch=40,
+    config = TrainConfig(model=ModelConfig(name="dncnn", depth=4, width=16), target="neighbor2neighbor", epochs=4, steps_per_epoch=40, final=final,
                          sampling=SamplingConfig(batch_size=8, patch_size=32, fresh_noise=False), mixed_precision="float32",
                          optimizer=dataclasses.replace(TrainConfig().optimizer, learning_rate=3e-3))
     state = training.train(config, noise, stacks("abcdef", 0), stacks(["v"], 20), model_path=tmp_path / "model.keras",

@@ -26,7 +26,9 @@ def run(tmp_path, smooth_image, config=CONFIG):
 
 @pytest.mark.parametrize("levers", [{}, {"optimizer": OptimizerConfig(warmup_steps=4)},
                                     {"final": FinalPhaseConfig(epochs=2, loss="psnr")},
-                                    {"final": FinalPhaseConfig(epochs=1, patch_size=24, batch_size=2)}])
+                                    {"final": FinalPhaseConfig(epochs=1, patch_size=24, batch_size=2)},
+                                    {"target": "neighbor2neighbor", "sampling": SamplingConfig(batch_size=4, patch_size=16, fresh_noise=False),
+                                     "final": FinalPhaseConfig(epochs=2, target="refined")}])  # killed in the refined epochs
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, smooth_image, monkeypatch, levers):
     config = dataclasses.replace(CONFIG, **levers)
     straight = run(tmp_path / "straight", smooth_image, config)

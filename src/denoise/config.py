@@ -26,6 +26,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 BACKENDS = ("tensorflow", "jax")
 BASELINES = ("auto", "bm3d", "nlm", "none")
 TARGETS = ("clean", "neighbor2neighbor")  # train.target: what a batch trains toward (targets.py)
+FINAL_TARGETS = ("refined",)  # train.final.target: what the last epochs of a self-supervised run train toward (targets.py)
 # export.formats: what `denoise export` writes, and the exported file's suffix (a SavedModel is a folder)
 EXPORT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "litert": ".tflite", "saved_model": ""}
 EXPORT_FORMATS = tuple(EXPORT_SUFFIXES)
@@ -283,24 +284,28 @@ class SamplingConfig:
 
 @dataclass(frozen=True)
 class FinalPhaseConfig:
-    """train.final: what changes for the last `epochs` epochs (the loss, the patch and batch size)."""
+    """train.final: what changes for the last `epochs` epochs (the loss, the patch and batch size, and for a
+    self-supervised run the target: `refined`, targets.py)."""
 
     epochs: int = 0
     loss: str | None = None
     patch_size: int | None = None
     batch_size: int | None = None
+    target: str | None = None
 
     def validate(self, key: str) -> None:
         _at_least(self.epochs, f"{key}.epochs", 0)
+        if self.target is not None:
+            _choice(self.target, f"{key}.target", FINAL_TARGETS)
         if self.loss is not None:
             _choice(self.loss, f"{key}.loss", LOSSES)
         if self.patch_size is not None:
             _at_least(self.patch_size, f"{key}.patch_size", 8)
         if self.batch_size is not None:
             _at_least(self.batch_size, f"{key}.batch_size", 1)
-        if self.epochs and self.loss is None and self.patch_size is None and self.batch_size is None:
-            raise ConfigError(f"{key}.epochs: {self.epochs} epochs of what? set {key}.loss, patch_size or batch_size too, "
-                              "or epochs to 0")
+        if self.epochs and self.loss is None and self.patch_size is None and self.batch_size is None and self.target is None:
+            raise ConfigError(f"{key}.epochs: {self.epochs} epochs of what? set {key}.loss, patch_size, batch_size or target "
+                              "too, or epochs to 0")
 
 
 # Flat train keys of earlier versions, and where each lives now (a params.yaml written for them gets told).
@@ -348,6 +353,11 @@ class TrainConfig:
     def self_supervised(self) -> bool:
         return self.target == "neighbor2neighbor"
 
+    @property
+    def refines(self) -> bool:
+        """The last final.epochs train on the network's own refined outputs (train.final.target: refined)."""
+        return self.final.target == "refined" and self.final.epochs > 0
+
     def validate(self, key: str) -> None:
         _choice(self.target, f"{key}.target", TARGETS)
         _choice(self.loss, f"{key}.loss", LOSSES)
@@ -355,8 +365,12 @@ class TrainConfig:
             if self.sampling.fresh_noise:
                 raise ConfigError(f"{key}.sampling.fresh_noise: neighbor2neighbor learns from the noisy images as they are "
                                   "(fresh noise would be made from clean ones); set it to false")
-            if self.final.loss is not None:
-                raise ConfigError(f"{key}.final.loss: neighbor2neighbor has its own loss; set it to null")
+            if self.final.loss is not None and self.final.target is None:
+                raise ConfigError(f"{key}.final.loss: neighbor2neighbor has its own loss; set it to null "
+                                  f"(or {key}.final.target: refined, whose epochs use it)")
+        elif self.final.target is not None and self.final.epochs:  # (a reference section inherits train.final)
+            raise ConfigError(f"{key}.final.target: {self.final.target} refines a self-supervised network; "
+                              f"{key}.target is {self.target} (it needs neighbor2neighbor)")
         _choice(self.mixed_precision, f"{key}.mixed_precision", PRECISIONS)
         _choice(self.backend, f"{key}.backend", BACKENDS)
         if isinstance(self.devices, str):
@@ -372,11 +386,12 @@ class TrainConfig:
         if self.optimizer.warmup_steps >= self.total_steps:
             raise ConfigError(f"{key}.optimizer.warmup_steps: {self.optimizer.warmup_steps} must be fewer than the "
                               f"{self.total_steps} training steps")
-        multiple = self.model.size_multiple * (2 if self.self_supervised else 1)  # neighbor2neighbor halves each patch
         for name, size in (("sampling.patch_size", self.sampling.patch_size), ("final.patch_size", self.final.patch_size)):
+            halved = self.self_supervised and not (name == "final.patch_size" and self.final.target)  # neighbor2neighbor halves each patch
+            multiple = self.model.size_multiple * (2 if halved else 1)
             if size is not None and size % multiple:
                 raise ConfigError(f"{key}.{name}: the {self.model.name} model downsamples {self.model.size_multiple}×"
-                                  f"{' (of half-size patches: neighbor2neighbor)' if self.self_supervised else ''}, so it must be a multiple of {multiple}")
+                                  f"{' (of half-size patches: neighbor2neighbor)' if halved else ''}, so it must be a multiple of {multiple}")
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,21 @@ Any network here (U-Net with or without the noise map, DnCNN) is the f; a wrappe
 computes both terms in keras.ops, so the one training loop (fit()) trains it under any backend, and the
 network alone is what gets saved. The pairs of pixels are drawn in NumPy with each batch (seeded by the
 step) and fed as one-hot selectors; nothing here ever reads a clean pixel.
+
+Refined targets (train.final.target: refined), after IDR (Zhang et al. CVPR 2022, "Self-supervised image
+denoising via iterative data refinement"): for the last train.final.epochs, the network's own outputs of the
+noisy training images x̂ = f(y), made anew at each epoch, serve as clean images, and the network trains as
+a supervised one on x̂ plus fresh noise of the noise model → x̂. This assumes the noise model known (the noise
+stage's type, at train.sampling.fresh_levels or the noise section's levels), as IDR does; it still reads
+no clean pixel. It trains at full resolution, where Neighbor2Neighbor sees only half-size sub-images.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+
+from .storage import Stack
 
 GAMMA = 2.0
 # the 8 ordered pairs of adjacent pixels of a 2×2 cell, as (first, second) positions 0 1 / 2 3
@@ -84,6 +93,20 @@ class Neighbor2NeighborLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma}
+
+
+def network_of(model: keras.Model) -> keras.Model:
+    """The network inside a training_model wrapper (what a Neighbor2Neighbor checkpoint holds), else the model."""
+    if model.name != "neighbor2neighbor":
+        return model
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def refined(network, noisy: Stack) -> Stack:
+    """The refined targets: the network's output for each noisy image (same entries), held in memory."""
+    from . import inference
+
+    return Stack(list(noisy.entries), [inference.predict_tiled(network, image) for image in noisy.images])
 
 
 def neighbour_psnr(network, noisy_images, seed: int = 0) -> float:

@@ -170,6 +170,18 @@ def write_live(live_dir: Path, history: list[dict]) -> bool:
     return True
 
 
+def refining_sampler(config: TrainConfig, noise: NoiseConfig, refined: Stack) -> PatchSampler:
+    """The supervised sampler of train.final.target refined: the refined images as clean ones, under fresh noise
+    of the noise model (train.sampling.fresh_levels, or the noise section's levels), with train.final's sizes."""
+    sampling = dataclasses.replace(config.final_sampling, fresh_noise=True)
+    supervised = dataclasses.replace(config, target="clean", sampling=sampling, final=dataclasses.replace(config.final, epochs=0, target=None))
+    sampler = PatchSampler(refined, refined, supervised, noise)
+    if "none" in sampler.types:
+        raise ConfigError("train.final.target: refined adds fresh noise of the noise model, and noise.type is none; "
+                          "set train.sampling.noise_types (e.g. [gaussian]) and fresh_levels, or final.target to null")
+    return sampler
+
+
 def fingerprint(config: TrainConfig, noise: NoiseConfig, train_clean: Stack, precision: str) -> str:
     key = json.dumps([dataclasses.asdict(config), dataclasses.asdict(noise), train_clean.entries, precision, keras.backend.backend()],
                      sort_keys=True, default=str)
@@ -199,7 +211,8 @@ def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Pa
     if resume:
         fitted = keras.saving.load_model(checkpoint_dir / "last.keras", safe_mode=True)
         optimizer, start = fitted.optimizer, state["epochs_done"]
-        model = next(layer for layer in fitted.layers if isinstance(layer, keras.Model)) if config.self_supervised else fitted
+        model = targets.network_of(fitted)  # the network alone where the last epoch trained on refined targets
+        fitted = targets.training_model(model) if config.self_supervised and fitted is model else fitted
         print(f"resuming from the checkpoint after epoch {start} in {checkpoint_dir}")
     else:
         state, start = {}, 0
@@ -210,15 +223,22 @@ def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Pa
     network = model if config.self_supervised else None
     callbacks = [ValidationPSNR(*val_pairs, network), Checkpoint(checkpoint_dir, live_dir, run_fingerprint, state, network), *extra]
     first_final = config.epochs - config.final.epochs
-    phases = [(config.loss, start, min(first_final, config.epochs)), (config.final.loss or config.loss, max(start, first_final), config.epochs)]
-    for loss, begin, end in phases:
+    final_loss = get_loss(config.final.loss or config.loss)
+    if config.refines:  # one phase per epoch: the refined targets are made anew from the network before each
+        phases = [(fitted, targets.Neighbor2NeighborLoss(), sampler, start, first_final)]
+        phases += [(model, final_loss, None, epoch, epoch + 1) for epoch in range(max(start, first_final), config.epochs)]
+    else:
+        loss = targets.Neighbor2NeighborLoss() if config.self_supervised else get_loss(config.loss)
+        phases = [(fitted, loss, sampler, start, first_final), (fitted, final_loss, sampler, max(start, first_final), config.epochs)]
+    for trained, loss, phase_sampler, begin, end in phases:
         if end <= begin:
             continue
-        fitted.compile(optimizer=optimizer, loss=targets.Neighbor2NeighborLoss() if config.self_supervised else get_loss(loss))
-        data = batches(sampler, begin * config.steps_per_epoch, (end - begin) * config.steps_per_epoch, part=processes())
-        fitted.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
-                  verbose=1 if sys.stdout.isatty() else 2)
-        if fitted.stop_training:
+        phase_sampler = phase_sampler or refining_sampler(config, noise, targets.refined(model, train_pairs[1]))
+        trained.compile(optimizer=optimizer, loss=loss)
+        data = batches(phase_sampler, begin * config.steps_per_epoch, (end - begin) * config.steps_per_epoch, part=processes())
+        trained.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
+                    verbose=1 if sys.stdout.isatty() else 2)
+        if trained.stop_training:
             break
     state.update(complete=True, precision=precision, backend=keras.backend.backend())
     if processes()[0] == 0:
