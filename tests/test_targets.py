@@ -52,6 +52,8 @@ def test_self_supervised_settings_are_checked_with_the_key():
     assert parse_params({"train": {**refined, "final": {**refined["final"], "loss": "l1", "patch_size": 40}}}).train.refines
     with pytest.raises(ConfigError, match="^train.final.patch_size: the unet model downsamples 8×, so it must be a multiple of 8"):
         parse_params({"train": {**refined, "final": {**refined["final"], "patch_size": 36}}})
+    with pytest.raises(ConfigError, match="^train.final.target: refined adds fresh noise of the noise model, and noise.type is none"):
+        parse_params({"noise": {"type": "none"}, "train": refined, "reference": {"target": "neighbor2neighbor"}})
 
 
 @pytest.mark.parametrize("final", [FinalPhaseConfig(), FinalPhaseConfig(epochs=2, target="refined")], ids=["neighbor2neighbor", "refined"])
