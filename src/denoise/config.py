@@ -511,10 +511,10 @@ def parse_params(raw: dict) -> Params:
             if not getattr(params, section).self_supervised:
                 raise ConfigError(f"{section}.target: clean targets need clean images, and noise.type none says the photos are the "
                                   "noisy ones; use neighbor2neighbor")
-    for section in ("train", "reference"):  # refined epochs add fresh noise of the noise model to the refined images
-        if getattr(params, section).refines and params.noise.type == "none":
-            raise ConfigError(f"{section}.final.target: refined adds fresh noise of the noise model, and noise.type is none "
-                              "(no model to draw it from); set final.target to null")
+        for section in ("train", "reference"):  # refined epochs add fresh noise of the noise model to the refined images
+            if getattr(params, section).refines:
+                raise ConfigError(f"{section}.final.target: refined adds fresh noise of the noise model, and noise.type is none "
+                                  "(no model to draw it from); set final.target to null")
     if params.data.channels != 3:  # camera noise is made on a Bayer mosaic of RGB
         if params.noise.type == "camera":
             raise ConfigError("noise.type: camera noise needs RGB images; set data.channels: 3")

@@ -7,6 +7,7 @@ own metadata where the format has a place for it (ONNX metadata_props, OpenVINO 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -75,7 +76,7 @@ def export(model_path: str | Path, file_format: str, out: str | Path) -> Path:
     side = 2 * info["size_multiple"]
     model(np.zeros((1, side, side, info["channels"]), np.float32))  # Keras exports only a model that has been called
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as work:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as work, _tf2onnx_unoptimized(file_format):
         made = Path(work) / out.name
         model.export(str(made), format="tf_saved_model" if file_format == "saved_model" else file_format, verbose=False)
         if file_format == "onnx":
@@ -89,6 +90,26 @@ def export(model_path: str | Path, file_format: str, out: str | Path) -> Path:
     with atomic_path(metadata_path(out)) as tmp:
         tmp.write_text(json.dumps(info, indent=1) + "\n")
     return out
+
+
+@contextlib.contextmanager
+def _tf2onnx_unoptimized(file_format: str):
+    """Keras's ONNX export with tf2onnx's own graph optimizers off. They walk sets of graph nodes, whose order
+    changes from run to run, and so give different graphs for the same model: in 2 of 56 exports of the test
+    U-Net here, tf2onnx 1.17 dropped its last Squeeze, and the model gave (1, batch, H, W, C) instead of
+    (batch, H, W, C); one more gave a third graph. ONNX Runtime removes the same transposes and folds the
+    same constants when it loads the file, so the speed stays (docs/benchmark.md, Engines)."""
+    if file_format != "onnx":
+        yield
+        return
+    from tf2onnx import optimizer
+
+    table = dict(optimizer._optimizers)  # noqa: SLF001 -- tf2onnx has no switch for it in from_function
+    optimizer._optimizers.clear()
+    try:
+        yield
+    finally:
+        optimizer._optimizers.update(table)
 
 
 def _onnx_metadata(path: Path, info: dict) -> None:
