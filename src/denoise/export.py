@@ -97,8 +97,8 @@ def _tf2onnx_unoptimized(file_format: str):
     """Keras's ONNX export with tf2onnx's own graph optimizers off. They walk sets of graph nodes, whose order
     changes from run to run, and so give different graphs for the same model: in 2 of 56 exports of the test
     U-Net here, tf2onnx 1.17 dropped its last Squeeze, and the model gave (1, batch, H, W, C) instead of
-    (batch, H, W, C); one more gave a third graph. ONNX Runtime removes the same transposes and folds the
-    same constants when it loads the file, so the speed stays (docs/benchmark.md, Engines)."""
+    (batch, H, W, C); one more gave a third graph. ONNX Runtime optimizes the graph itself when it loads the
+    file, and its speed did not change measurably (docs/benchmark.md, Engines)."""
     if file_format != "onnx":
         yield
         return
