@@ -105,10 +105,10 @@ def tuned_sigma(cache: CBM3DCache, names: list[str]) -> tuple[float, dict[float,
             return best, means
 
 
-def score_model(path: Path, crops, sigma: float | None = None) -> tuple[list[tuple[float, float]], float]:
+def score_model(path: Path, crops, sigma: float | None = None, ensemble: int = 1) -> tuple[list[tuple[float, float]], float]:
     from denoise.inference import Denoiser
 
-    denoiser = Denoiser(path, sigma=sigma)
+    denoiser = Denoiser(path, sigma=sigma, ensemble=ensemble)
     scores, started = [], time.perf_counter()
     for _, noisy_path, clean_path in crops:
         noisy, clean = read(noisy_path), read(clean_path)
@@ -134,6 +134,8 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="CBM3D processes")
     parser.add_argument("--strength", nargs="*", type=float, default=[], metavar="SIGMA",
                         help="also the last model at these fixed noise levels (denoise --sigma N), for a model with a noise map")
+    parser.add_argument("--self-ensemble", type=int, default=1, choices=(1, 2, 4, 8), metavar="N",
+                        help="also score each --strength row with the mean of N flipped/rotated passes (denoise --self-ensemble N)")
     parser.add_argument("--cbm3d-every", type=int, default=5, metavar="N", help="run CBM3D on every Nth crop (1: all)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results-real.md"))
     args = parser.parse_args()
@@ -163,6 +165,9 @@ def main():
     for sigma in args.strength:
         scores, seconds = score_model(ROOT / models[-1][1], crops, sigma)
         lines.append(row(f"the last model with `--sigma {sigma:g}`", scores, None, every, seconds))
+        if args.self_ensemble > 1:
+            scores, seconds = score_model(ROOT / models[-1][1], crops, sigma, args.self_ensemble)
+            lines.append(row(f"the last model with `--sigma {sigma:g} --self-ensemble {args.self_ensemble}`", scores, None, every, seconds))
     sweep = ", ".join(f"σ {s}: {means[s]:.2f}" for s in sorted(means))
     text = (f"Real camera noise: {args.set}, {len(crops)} crops of 512×512 (noisy JPEG against the mean of many shots), "
             f"PSNR / SSIM on the 8-bit scale, no model trained on its references; CBM3D on every {every}th crop. Measured by `make bench-real` "
