@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from denoise import images, metrics  # noqa: E402
+from denoise.config import ENSEMBLE_SIZES  # noqa: E402
 from denoise.evaluation import estimated_sigma  # noqa: E402
 from denoise.parallel import ordered_map  # noqa: E402
 
@@ -134,7 +135,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="CBM3D processes")
     parser.add_argument("--strength", nargs="*", type=float, default=[], metavar="SIGMA",
                         help="also the last model at these fixed noise levels (denoise --sigma N), for a model with a noise map")
-    parser.add_argument("--self-ensemble", type=int, default=1, choices=(1, 2, 4, 8), metavar="N",
+    parser.add_argument("--self-ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
                         help="also score each --strength row with the mean of N flipped/rotated passes (denoise --self-ensemble N)")
     parser.add_argument("--cbm3d-every", type=int, default=5, metavar="N", help="run CBM3D on every Nth crop (1: all)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results-real.md"))
@@ -163,11 +164,10 @@ def main():
         scores, seconds = score_model(ROOT / path, crops)
         lines.append(row(label, scores, None, every, seconds))
     for sigma in args.strength:
-        scores, seconds = score_model(ROOT / models[-1][1], crops, sigma)
-        lines.append(row(f"the last model with `--sigma {sigma:g}`", scores, None, every, seconds))
-        if args.self_ensemble > 1:
-            scores, seconds = score_model(ROOT / models[-1][1], crops, sigma, args.self_ensemble)
-            lines.append(row(f"the last model with `--sigma {sigma:g} --self-ensemble {args.self_ensemble}`", scores, None, every, seconds))
+        for ensemble in sorted({1, args.self_ensemble}):
+            scores, seconds = score_model(ROOT / models[-1][1], crops, sigma, ensemble)
+            views = f" --self-ensemble {ensemble}" if ensemble > 1 else ""
+            lines.append(row(f"the last model with `--sigma {sigma:g}{views}`", scores, None, every, seconds))
     sweep = ", ".join(f"σ {s}: {means[s]:.2f}" for s in sorted(means))
     text = (f"Real camera noise: {args.set}, {len(crops)} crops of 512×512 (noisy JPEG against the mean of many shots), "
             f"PSNR / SSIM on the 8-bit scale, no model trained on its references; CBM3D on every {every}th crop. Measured by `make bench-real` "

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import images
+from .config import ENSEMBLE_SIZES
 from .engines import ENGINES
 from .errors import DenoiseError
 from .storage import atomic_path
@@ -69,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tile", type=int, default=512, metavar="N", help="tile side in pixels (default 512); memory grows with N²")
     parser.add_argument("--overlap", type=int, default=64, metavar="N", help="overlap between tiles in pixels (default 64)")
     parser.add_argument("--batch", type=int, default=4, metavar="N", help="tiles per forward pass (default 4)")
-    parser.add_argument("--self-ensemble", type=int, default=1, choices=(1, 2, 4, 8), metavar="N",
+    parser.add_argument("--self-ensemble", type=int, default=1, choices=ENSEMBLE_SIZES, metavar="N",
                         help="average the outputs for N flips/rotations of each image: 1, 2, 4 or 8 (default 1); "
                         "N times the time, a little less noise")
     parser.add_argument("--format", choices=sorted(FORMATS), help="write this format instead of each input's own")
