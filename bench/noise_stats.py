@@ -1,16 +1,21 @@
 """What real camera noise looks like next to the synthetic kind: for PolyU-Canon (noisy crop minus its mean-of-shots
 reference) and for camera noise made here on the first CBSD432 photos, the noise's σ (8-bit), its luma (channel
-mean) and chroma (the rest) parts, its correlation with itself 1, 2 and 4 pixels away, and what the models'
-noise-level map (models.NoiseLevelMap, 3 scales) reads on the noisy image.
+mean) and chroma (the rest) parts, its correlation with itself 1, 2 and 4 pixels away, what the models'
+noise-level map (models.NoiseLevelMap, 3 scales) reads on the noisy image, and how much stronger the noise is at
+the clean image's edges than on its flat parts (σ over the quarter of pixels with the steepest luma gradient
+over σ on the flattest quarter; on PolyU-Canon that also counts any misalignment of a shot with the mean).
 
-    python bench/noise_stats.py [--data ../shared/datasets] [--shot 0.001 0.003] [--nr 0 2 4] [--quality 95]"""
+    python bench/noise_stats.py [--data ../shared/datasets] [--shot 0.001 0.003] [--nr 0 2 4] [--quality 95]
+                                [--nr-edge 0 1] [--sharpen 0 1]"""
 
 import argparse
+import itertools
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -27,7 +32,10 @@ def stats(noisy: np.ndarray, clean: np.ndarray) -> list[float]:
     correlations = [float((noise[:, :-k] * noise[:, k:]).mean() / noise.var()) for k in (1, 2, 4)]
     side = min(noisy.shape[0], noisy.shape[1]) // 8 * 8
     maps = np.asarray(NoiseLevelMap(scales=3)(noisy[None, :side, :side]))[0, 0, 0] * 50
-    return [noise.std() * 255, luma.std() * 255, (noise - luma).std() * 255, *correlations, *maps]
+    gradient = gaussian_filter(np.hypot(*np.gradient(gaussian_filter(clean.mean(axis=-1), 1.0))), 2.0)
+    flat, steep = np.quantile(gradient, [0.25, 0.75])
+    edges = noise[gradient >= steep].std() / noise[gradient <= flat].std()
+    return [noise.std() * 255, luma.std() * 255, (noise - luma).std() * 255, *correlations, *maps, edges]
 
 
 def main():
@@ -36,25 +44,27 @@ def main():
     parser.add_argument("--shot", nargs="+", type=float, default=[0.001, 0.003])
     parser.add_argument("--nr", nargs="+", type=float, default=[0.0, 2.0, 4.0])
     parser.add_argument("--quality", type=float, default=95)
+    parser.add_argument("--nr-edge", nargs="+", type=float, default=[0.0], help="noise.nr_edge: how far the noise reduction spares edges")
+    parser.add_argument("--sharpen", nargs="+", type=float, default=[0.0], help="noise.sharpen: the camera's unsharp-mask amount")
     parser.add_argument("--photos", type=int, default=16)
     args = parser.parse_args()
     from denoise.config import CameraSteps, Levels
     from denoise.noise import add_noise, derive_seed
     from real_bench import pairs, read
 
-    header = "| noise | σ | luma σ | chroma σ | corr. 1 px | 2 px | 4 px | map 1× | map 2× | map 4× |"
+    header = "| noise | σ | luma σ | chroma σ | corr. 1 px | 2 px | 4 px | map 1× | map 2× | map 4× | edges / flat |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     real = [stats(read(noisy), read(clean)) for _, noisy, clean in pairs(Path(args.data) / "polyu-canon")]
     print("| PolyU-Canon, real (mean of its crops) | " + " | ".join(f"{v:.2f}" for v in np.mean(real, axis=0)) + " |")
     photos = sorted((Path(args.data) / "cbsd432").iterdir())[: args.photos]
     clean = [read(p)[:320, :320] for p in photos]
-    for shot in args.shot:
-        for nr in args.nr:
-            steps = CameraSteps(jpeg_quality=Levels(values=(args.quality,)), nr=Levels(values=(nr,)))
-            rows = [stats(add_noise(c, "camera", shot, derive_seed("stats", k), camera=steps), c) for k, c in enumerate(clean)]
-            print(f"| camera, shot {shot:g}, nr {nr:g}, JPEG {args.quality:g} ({len(clean)} CBSD432 photos) | "
-                  + " | ".join(f"{v:.2f}" for v in np.mean(rows, axis=0)) + " |")
+    for shot, nr, edge, sharpen in itertools.product(args.shot, args.nr, args.nr_edge, args.sharpen):
+        steps = CameraSteps(jpeg_quality=Levels(values=(args.quality,)), nr=Levels(values=(nr,)),
+                            nr_edge=Levels(values=(edge,)) if edge else None, sharpen=Levels(values=(sharpen,)) if sharpen else None)
+        rows = [stats(add_noise(c, "camera", shot, derive_seed("stats", k), camera=steps), c) for k, c in enumerate(clean)]
+        print(f"| camera, shot {shot:g}, nr {nr:g}, nr_edge {edge:g}, sharpen {sharpen:g}, JPEG {args.quality:g} ({len(clean)} CBSD432 photos) | "
+              + " | ".join(f"{v:.2f}" for v in np.mean(rows, axis=0)) + " |")
 
 
 if __name__ == "__main__":

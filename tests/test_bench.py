@@ -156,3 +156,19 @@ def test_set_overrides_take_dotted_keys_and_yaml_values():
     raw = {"train": {"sampling": {"zoom": None, "patch_size": 64}, "target": "clean"}}
     run_bench.apply_sets(raw, ["train.sampling.zoom={min: 1, max: 4}", "train.sampling.patch_size=128", "train.target=neighbor2neighbor"])
     assert raw == {"train": {"sampling": {"zoom": {"min": 1, "max": 4}, "patch_size": 128}, "target": "neighbor2neighbor"}}
+
+
+def test_real_errors_bands_add_up_to_the_error_and_a_blurrier_reference_favours_a_blur():
+    """bench/real_errors.py splits an error into an offset and four frequency bands that sum back to it, each
+    band holding what its name says; the blur column is positive where the reference is smoother than the output."""
+    import real_errors
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    error = rng.normal(0, 0.01, (64, 64, 3)).astype(np.float32) + 0.02
+    parts = real_errors.bands(error)
+    np.testing.assert_allclose(sum(parts), error, atol=1e-6)
+    assert np.allclose(parts[0], 0.02, atol=0.005) and np.mean(parts[4] ** 2) > 3 * np.mean(parts[3] ** 2)  # white noise: mostly < 1 px
+    sharp = gaussian_filter(rng.uniform(0, 1, (64, 64, 3)), (1, 1, 0)).astype(np.float32)
+    assert real_errors.figures(sharp, gaussian_filter(sharp, (0.6, 0.6, 0)))[-1] > 0
+    assert real_errors.figures(sharp, sharp + 0.001)[-1] < 0

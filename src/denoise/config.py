@@ -137,11 +137,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class CameraSteps:
-    """The camera pipeline's random steps after its noise (noise.py): the JPEG quality and the width of the
-    camera's noise reduction, each drawn per image from its Levels; None skips the step."""
+    """The camera pipeline's random steps after its noise (noise.py): the JPEG quality, the width of the
+    camera's noise reduction, how far that spares edges and how hard the camera then sharpens, each drawn per
+    image from its Levels; None skips the step."""
 
     jpeg_quality: Levels | None = None
     nr: Levels | None = None
+    nr_edge: Levels | None = None
+    sharpen: Levels | None = None
 
 
 @dataclass(frozen=True)
@@ -153,10 +156,13 @@ class NoiseConfig:
     shot: Levels = Levels(low=1e-4, high=0.012, log=True)
     jpeg_quality: Levels = Levels(low=75.0, high=100.0)
     nr: Levels = Levels(low=0.0, high=2.0)
+    nr_edge: Levels = Levels(values=(0.0,))
+    sharpen: Levels = Levels(values=(0.0,))
     clip: bool = False
     seed: int = 0
 
-    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0), "shot": (1e-6, 1.0), "jpeg_quality": (1.0, 100.0), "nr": (0.0, 8.0)}
+    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0), "shot": (1e-6, 1.0), "jpeg_quality": (1.0, 100.0), "nr": (0.0, 8.0),
+              "nr_edge": (0.0, 1.0), "sharpen": (0.0, 4.0)}
 
     @property
     def level_key(self) -> str:
@@ -164,8 +170,12 @@ class NoiseConfig:
 
     @property
     def camera(self) -> CameraSteps:
-        """What camera noise does after its noise, as params.yaml sets it (noise.jpeg_quality, noise.nr)."""
-        return CameraSteps(self.jpeg_quality, self.nr)
+        """What camera noise does after its noise, as params.yaml sets it (noise.jpeg_quality, noise.nr, noise.nr_edge,
+        noise.sharpen); a step whose levels are all 0 is skipped."""
+        def step(levels: Levels) -> Levels | None:
+            return None if not levels.is_range and not any(levels.values) else levels
+
+        return CameraSteps(self.jpeg_quality, self.nr, step(self.nr_edge), step(self.sharpen))
 
     @property
     def levels(self) -> Levels:
