@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -32,9 +31,10 @@ def stats(noisy: np.ndarray, clean: np.ndarray) -> list[float]:
     correlations = [float((noise[:, :-k] * noise[:, k:]).mean() / noise.var()) for k in (1, 2, 4)]
     side = min(noisy.shape[0], noisy.shape[1]) // 8 * 8
     maps = np.asarray(NoiseLevelMap(scales=3)(noisy[None, :side, :side]))[0, 0, 0] * 50
-    gradient = gaussian_filter(np.hypot(*np.gradient(gaussian_filter(clean.mean(axis=-1), 1.0))), 2.0)
-    flat, steep = np.quantile(gradient, [0.25, 0.75])
-    edges = noise[gradient >= steep].std() / noise[gradient <= flat].std()
+    from real_errors import flat_and_steep
+
+    flat, steep = flat_and_steep(clean)
+    edges = noise[steep].std() / noise[flat].std()
     return [noise.std() * 255, luma.std() * 255, (noise - luma).std() * 255, *correlations, *maps, edges]
 
 

@@ -33,12 +33,17 @@ def bands(error: np.ndarray) -> list[np.ndarray]:
     return [np.broadcast_to(offset, error.shape), low[0], low[1] - low[0], low[2] - low[1], rest - low[2]]
 
 
+def flat_and_steep(clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the flattest and the steepest quarter of a clean image's pixels by luma gradient (1 px Gaussian
+    derivative, averaged over 2 px)."""
+    gradient = gaussian_filter(np.hypot(*np.gradient(gaussian_filter(clean.mean(axis=-1), 1.0))), 2.0)
+    return gradient <= np.quantile(gradient, 0.25), gradient >= np.quantile(gradient, 0.75)
+
+
 def figures(estimate: np.ndarray, clean: np.ndarray) -> list[float]:
     error = estimate - clean
     parts = bands(error)
-    luma = clean.mean(axis=-1)
-    gradient = gaussian_filter(np.hypot(*np.gradient(gaussian_filter(luma, 1.0))), 2.0)
-    flat, steep = gradient <= np.quantile(gradient, 0.25), gradient >= np.quantile(gradient, 0.75)
+    flat, steep = flat_and_steep(clean)
     fine, middle = parts[4], parts[2] + parts[3]
     by_edges = [np.mean(band[mask] ** 2) for mask in (flat, steep) for band in (fine, middle)]
     blurred = metrics.psnr(clean, gaussian_filter(estimate, (0.5, 0.5, 0))) - metrics.psnr(clean, estimate)
