@@ -32,8 +32,6 @@ from denoise.parallel import ordered_map  # noqa: E402
 
 DEFAULT_MODELS = [("Gaussian-only color blind model (bench/preset-color.yaml)", "bench/work-color/models/model.keras"),
                   ("Gaussian + camera noise color blind model (bench/preset-camera.yaml)", "bench/work-camera/models/model.keras"),
-                  ("the same with the camera's edge-aware noise reduction and sharpening (bench/preset-camera-edge.yaml)",
-                   "bench/work-camera-edge/models/model.keras"),
                   ("released model (models/released/photo.keras)", "models/released/photo.keras")]
 
 
