@@ -5,8 +5,7 @@ noise-level map (models.NoiseLevelMap, 3 scales) reads on the noisy image, and h
 the clean image's edges than on its flat parts (σ over the quarter of pixels with the steepest luma gradient
 over σ on the flattest quarter; on PolyU-Canon that also counts any misalignment of a shot with the mean).
 
-    python bench/noise_stats.py [--data ../shared/datasets] [--shot 0.001 0.003] [--nr 0 2 4] [--quality 95]
-                                [--nr-edge 0 1] [--sharpen 0 1]"""
+    python bench/noise_stats.py [--data ../shared/datasets] [--shot 0.001 0.003] [--nr 0 2 4] [--quality 95]"""
 
 import argparse
 import itertools
@@ -44,8 +43,6 @@ def main():
     parser.add_argument("--shot", nargs="+", type=float, default=[0.001, 0.003])
     parser.add_argument("--nr", nargs="+", type=float, default=[0.0, 2.0, 4.0])
     parser.add_argument("--quality", type=float, default=95)
-    parser.add_argument("--nr-edge", nargs="+", type=float, default=[0.0], help="noise.nr_edge: how far the noise reduction spares edges")
-    parser.add_argument("--sharpen", nargs="+", type=float, default=[0.0], help="noise.sharpen: the camera's unsharp-mask amount")
     parser.add_argument("--photos", type=int, default=16)
     args = parser.parse_args()
     from denoise.config import CameraSteps, Levels
@@ -59,11 +56,10 @@ def main():
     print("| PolyU-Canon, real (mean of its crops) | " + " | ".join(f"{v:.2f}" for v in np.mean(real, axis=0)) + " |")
     photos = sorted((Path(args.data) / "cbsd432").iterdir())[: args.photos]
     clean = [read(p)[:320, :320] for p in photos]
-    for shot, nr, edge, sharpen in itertools.product(args.shot, args.nr, args.nr_edge, args.sharpen):
-        steps = CameraSteps(jpeg_quality=Levels(values=(args.quality,)), nr=Levels(values=(nr,)),
-                            nr_edge=Levels(values=(edge,)) if edge else None, sharpen=Levels(values=(sharpen,)) if sharpen else None)
+    for shot, nr in itertools.product(args.shot, args.nr):
+        steps = CameraSteps(jpeg_quality=Levels(values=(args.quality,)), nr=Levels(values=(nr,)))
         rows = [stats(add_noise(c, "camera", shot, derive_seed("stats", k), camera=steps), c) for k, c in enumerate(clean)]
-        print(f"| camera, shot {shot:g}, nr {nr:g}, nr_edge {edge:g}, sharpen {sharpen:g}, JPEG {args.quality:g} ({len(clean)} CBSD432 photos) | "
+        print(f"| camera, shot {shot:g}, nr {nr:g}, JPEG {args.quality:g} ({len(clean)} CBSD432 photos) | "
               + " | ".join(f"{v:.2f}" for v in np.mean(rows, axis=0)) + " |")
 
 

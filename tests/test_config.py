@@ -53,6 +53,8 @@ def test_committed_params_are_valid(monkeypatch):
         ("train.final.epochs", 2, "train.final.epochs: 2 epochs of what?"),
         ("reference.model.name", "dncnn", "reference.model.depth: 1 is too small; must be >= 3"),
         ("reference.sampling.patch_size", 50, "reference.sampling.patch_size: the seed model downsamples 4×, so it must be a multiple of 4"),
+        ("train.workers", 0, "train.workers: 0 is too small"),
+        ("train.workers", 4, "train.workers: 4 worker processes need train.backend: jax"),
         ("evaluate.self_ensemble", 3, "evaluate.self_ensemble: unknown value 3; allowed: 1, 2, 4, 8"),
         # knobs that left the code, and flat keys of earlier versions, say so
         ("train.ema", 0.999, "train.ema: removed (it lost its experiment: docs/experiments.md); delete the key"),
@@ -61,6 +63,8 @@ def test_committed_params_are_valid(monkeypatch):
         ("train.weight_by_noise", True, "train.weight_by_noise: removed"),
         ("train.clip_norm", 0.5, "train.clip_norm: removed"),
         ("train.zero_init_residual", True, "train.zero_init_residual: removed"),
+        ("noise.nr_edge", 0.5, "noise.nr_edge: removed (it lost its experiment: docs/experiments.md); delete the key"),
+        ("noise.sharpen", 1, "noise.sharpen: removed"),
         ("train.width", 48, "train.width: moved to train.model.width"),
         ("reference.final_loss", "psnr", "reference.final_loss: moved to reference.final.loss"),
     ],

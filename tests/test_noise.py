@@ -127,34 +127,6 @@ def test_camera_noise_reduction_leaves_wider_grain_and_chroma_blotches():
     assert spread[0.0][1] > spread[0.0][0] and spread[1.0][1] < spread[1.0][0] and spread[2.0][1] < 0.7 * spread[2.0][0]
 
 
-def test_edge_aware_noise_reduction_spares_edges_and_sharpening_lifts_the_fine_grain():
-    """noise.nr_edge: the camera's noise reduction leaves the noise where the clean image has an edge, so there
-    the noise is stronger than on the flat parts; without it, edge and flat get the same noise. noise.sharpen:
-    an unsharp mask on the luma noise lifts its pixel-to-pixel steps. Both off (levels 0) draw nothing, so
-    camera noise stays what it was for the same seed."""
-    image = np.full((96, 96, 3), 0.3, np.float32)
-    image[:, 48:] = 0.7  # one vertical edge
-    near, far = np.s_[:, 44:52], np.s_[:, 8:32]
-
-    def noise(width=3.0, **steps):
-        return add_noise(image, "camera", 4e-3, derive_seed(11), camera=CameraSteps(nr=Levels(values=(width,)), **steps)) - image
-
-    plain, spared = noise(), noise(nr_edge=Levels(values=(1.0,)))
-    ratio = {name: n[near].mean(axis=-1).std() / n[far].mean(axis=-1).std() for name, n in (("plain", plain), ("spared", spared))}
-    assert ratio["spared"] > 1.5 * ratio["plain"] and 0.7 < ratio["plain"] < 1.4
-    np.testing.assert_allclose(spared[far], plain[far], atol=0.02)  # flat parts keep the reduction
-
-    def fine_grain(residual):  # the luma's pixel-to-pixel steps on the flat part
-        return np.abs(np.diff(residual[far].mean(axis=-1), axis=1)).mean()
-
-    assert fine_grain(noise(1.0, sharpen=Levels(values=(1.0,)))) > 1.3 * fine_grain(noise(1.0))
-    config = NoiseConfig(type="camera", nr=Levels(values=(3.0,)), jpeg_quality=Levels(values=(100.0,)))
-    assert config.camera.nr_edge is None and config.camera.sharpen is None
-    before = CameraSteps(config.jpeg_quality, config.nr)  # the steps camera noise had before these two
-    np.testing.assert_array_equal(add_noise(image, "camera", 4e-3, derive_seed(11), camera=config.camera),
-                                  add_noise(image, "camera", 4e-3, derive_seed(11), camera=before))
-
-
 def test_camera_noise_refuses_gray_images():
     from denoise.errors import DenoiseError
 

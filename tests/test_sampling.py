@@ -126,3 +126,20 @@ def test_zoomed_patches_keep_their_size_are_smoother_and_need_fresh_noise(tmp_pa
         assert np.abs(np.diff(b, axis=1)).mean() < 0.5 * np.abs(np.diff(a, axis=1)).mean()
     with pytest.raises(ConfigError, match="train.sampling.zoom: zoomed clean patches need fresh noise"):
         SamplingConfig(fresh_noise=False, zoom=Levels(low=1.0, high=2.0)).validate("train.sampling")
+
+
+def test_worker_processes_make_the_same_batches_in_any_order_of_asking(tmp_path):
+    """train.workers: a pool of processes makes the batches ahead of the step; batch b is the same arrays as
+    in-process, also when fit() asks for a batch again or skips ahead."""
+    clean = photos(tmp_path, 3)
+    noise = NoiseConfig()
+    blind = config(fresh_levels=Levels(low=0.0, high=55.0))
+    alone = list(Batches(PatchSampler(clean, clean, blind, noise), 2, 6))
+    pooled = Batches(PatchSampler(clean, clean, blind, noise), 2, 6, workers=2)
+    try:
+        order = [0, 0, 1, 2, 4, 5, 3]
+        got = {index: pooled[index] for index in order}
+    finally:
+        pooled.close()
+    assert all(np.array_equal(got[k][0], alone[k][0]) and np.array_equal(got[k][1], alone[k][1]) for k in order)
+    assert not np.array_equal(got[0][0], got[1][0])

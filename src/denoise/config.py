@@ -137,14 +137,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class CameraSteps:
-    """The camera pipeline's random steps after its noise (noise.py): the JPEG quality, the width of the
-    camera's noise reduction, how far that spares edges and how hard the camera then sharpens, each drawn per
-    image from its Levels; None skips the step."""
+    """The camera pipeline's random steps after its noise (noise.py): the JPEG quality and the width of the
+    camera's noise reduction, each drawn per image from its Levels; None skips the step."""
 
     jpeg_quality: Levels | None = None
     nr: Levels | None = None
-    nr_edge: Levels | None = None
-    sharpen: Levels | None = None
 
 
 @dataclass(frozen=True)
@@ -156,13 +153,10 @@ class NoiseConfig:
     shot: Levels = Levels(low=1e-4, high=0.012, log=True)
     jpeg_quality: Levels = Levels(low=75.0, high=100.0)
     nr: Levels = Levels(low=0.0, high=2.0)
-    nr_edge: Levels = Levels(values=(0.0,))
-    sharpen: Levels = Levels(values=(0.0,))
     clip: bool = False
     seed: int = 0
 
-    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0), "shot": (1e-6, 1.0), "jpeg_quality": (1.0, 100.0), "nr": (0.0, 8.0),
-              "nr_edge": (0.0, 1.0), "sharpen": (0.0, 4.0)}
+    LIMITS = {"sigma": (0.0, 255.0), "peak": (0.1, 1e6), "amount": (0.0, 1.0), "shot": (1e-6, 1.0), "jpeg_quality": (1.0, 100.0), "nr": (0.0, 8.0)}
 
     @property
     def level_key(self) -> str:
@@ -170,12 +164,8 @@ class NoiseConfig:
 
     @property
     def camera(self) -> CameraSteps:
-        """What camera noise does after its noise, as params.yaml sets it (noise.jpeg_quality, noise.nr, noise.nr_edge,
-        noise.sharpen); a step whose levels are all 0 is skipped."""
-        def step(levels: Levels) -> Levels | None:
-            return None if not levels.is_range and not any(levels.values) else levels
-
-        return CameraSteps(self.jpeg_quality, self.nr, step(self.nr_edge), step(self.sharpen))
+        """What camera noise does after its noise, as params.yaml sets it (noise.jpeg_quality, noise.nr)."""
+        return CameraSteps(self.jpeg_quality, self.nr)
 
     @property
     def levels(self) -> Levels:
@@ -325,7 +315,8 @@ MOVED = {**{k: f"model.{k}" for k in ("depth", "width", "noise_map", "full_width
          "final_loss": "final.loss", "final_epochs": "final.epochs", "final_patch_size": "final.patch_size",
          "final_batch_size": "final.batch_size"}
 # Knobs that lost their experiments and left the code (docs/experiments.md has their results).
-REMOVED = ("ema", "weight_by_noise", "scales", "patch_candidates", "clip_norm", "zero_init_residual")
+REMOVED = {"TrainConfig": ("ema", "weight_by_noise", "scales", "patch_candidates", "clip_norm", "zero_init_residual"),
+           "NoiseConfig": ("nr_edge", "sharpen")}
 
 
 @dataclass(frozen=True)
@@ -342,6 +333,7 @@ class TrainConfig:
     steps_per_epoch: int = 100
     backend: str = "tensorflow"
     devices: int | str = "auto"
+    workers: int = 1
     mixed_precision: str = "auto"
     seed: int = 0
 
@@ -389,6 +381,10 @@ class TrainConfig:
             _at_least(self.devices, f"{key}.devices", 1)
             if self.devices > 1 and self.backend != "jax":
                 raise ConfigError(f"{key}.devices: {self.devices} devices need {key}.backend: jax (Keras's DataParallel)")
+        _at_least(self.workers, f"{key}.workers", 1)
+        if self.workers > 1 and self.backend == "tensorflow":
+            raise ConfigError(f"{key}.workers: {self.workers} worker processes need {key}.backend: jax "
+                              "(under tensorflow, tf.data runs the sampler in its own threads); set it to 1")
         for name in ("epochs", "steps_per_epoch"):
             _at_least(getattr(self, name), f"{key}.{name}", 1)
         if self.final.epochs > self.epochs:
@@ -496,7 +492,7 @@ def parse_section(cls, raw, key: str):
         name = unknown[0]
         if cls is TrainConfig and name in MOVED:
             raise ConfigError(f"{key}.{name}: moved to {key}.{MOVED[name]}")
-        if cls is TrainConfig and name in REMOVED:
+        if name in REMOVED.get(cls.__name__, ()):
             raise ConfigError(f"{key}.{name}: removed (it lost its experiment: docs/experiments.md); delete the key")
         raise ConfigError(f"{key}.{name}: unknown key; allowed: {', '.join(names)}")
     values = {name: _parse_value(raw[name], hints[name], f"{key}.{name}", cls) for name in names if name in raw}

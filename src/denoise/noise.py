@@ -46,11 +46,8 @@ def add_noise(clean: np.ndarray, noise_type: str, level, seed, clip: bool = Fals
         shots = np.broadcast_to(level.reshape(-1) if level.size > 1 else level.reshape(()), (len(batch),))
         qualities = sample_levels(camera.jpeg_quality, len(batch), rng) if camera.jpeg_quality else np.full(len(batch), 100.0)
         widths = sample_levels(camera.nr, len(batch), rng) if camera.nr else np.zeros(len(batch))
-        # drawn only where set, so that camera noise without these steps stays what it was for the same seed
-        edges = sample_levels(camera.nr_edge, len(batch), rng) if camera.nr_edge else np.zeros(len(batch))
-        sharpens = sample_levels(camera.sharpen, len(batch), rng) if camera.sharpen else np.zeros(len(batch))
-        noisy = np.stack([_camera_image(image, float(s), float(q), rng, float(w), float(e), float(a))
-                          for image, s, q, w, e, a in zip(batch, shots, qualities, widths, edges, sharpens)])
+        noisy = np.stack([_camera_image(image, float(s), float(q), rng, float(w))
+                          for image, s, q, w in zip(batch, shots, qualities, widths)])
         return noisy if clean.ndim == 4 else noisy[0]
     if noise_type == "none":  # the images are noisy already (real photos with no clean version)
         return clean.copy()
@@ -187,42 +184,14 @@ def _noise_reduction(noise: np.ndarray, width: float, rng: np.random.Generator) 
     return smooth + keep * (luma - smooth) + gaussian_filter(noise - luma, (chroma_factor * width, chroma_factor * width, 0))
 
 
-def _edges(clean: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """H×W×1 weights in [0, 1]: where an edge-aware noise reduction (a bilateral or sigma filter) sees an edge of the
-    clean image and leaves the noise alone. The luma's gradient (Gaussian derivative, 1 px) against a threshold of
-    1–3 times the noise's own σ, drawn: the filter tells an edge from noise by its contrast."""
-    luma = gaussian_filter(clean.mean(axis=-1), 1.0)
-    gradient = np.hypot(*np.gradient(luma))
-    threshold = rng.uniform(1.0, 3.0) * max(float(noise.mean(axis=-1).std()), 1e-6)
-    return (gradient**2 / (gradient**2 + threshold**2))[..., None]
-
-
-def _edge_aware(noise: np.ndarray, reduced: np.ndarray, clean: np.ndarray, edge: float, sharpen: float,
-                rng: np.random.Generator) -> np.ndarray:
-    """The camera's noise reduction made edge-aware, then its sharpening (`noise.nr_edge`, `noise.sharpen`). A camera
-    smooths flat areas and spares edges, so there the noise stays as demosaicing left it (a fraction `edge` of the
-    edge weights, _edges; the luma only, as cameras smooth colour noise everywhere); then it sharpens the luma with an unsharp mask (amount `sharpen`, radius 1 px), which
-    lifts the noise's fine grain, most where the noise reduction spared it. The clean image is the target, so the
-    sharpening is applied to the noise alone (it is linear: sharpen(clean + n) - sharpen(clean) = sharpen(n))."""
-    if edge > 0:  # on the luma: cameras smooth colour noise everywhere
-        weights = edge * _edges(clean, noise, rng)
-        reduced = reduced + weights * (noise - reduced).mean(axis=-1, keepdims=True)
-    if sharpen > 0:
-        luma = reduced.mean(axis=-1, keepdims=True)
-        reduced = reduced + sharpen * (luma - gaussian_filter(luma, (1.0, 1.0, 0)))
-    return reduced
-
-
-def _camera_image(clean: np.ndarray, shot: float, quality: float, rng: np.random.Generator, nr: float = 0.0, edge: float = 0.0,
-                  sharpen: float = 0.0) -> np.ndarray:
+def _camera_image(clean: np.ndarray, shot: float, quality: float, rng: np.random.Generator, nr: float = 0.0) -> np.ndarray:
     """One H×W×3 sRGB image as a camera would have recorded it: the image taken back to a raw Bayer mosaic
     (inverse tone curve and gamma, inverse colour matrix, inverse white balance), Poisson–Gaussian noise there
     (variance read + shot · signal, the read noise tied to the shot noise as Brooks et al. fit it over real
     cameras), then demosaicing, white balance, colour matrix, gamma and tone curve. The noise is the
     difference that the noisy mosaic makes after processing, low-passed by the camera's noise reduction of
-    width `nr` (_noise_reduction), made edge-aware and sharpened where `edge` and `sharpen` are above 0 (_edge_aware),
-    added to the clean image (so the clean image stays the target, with no demosaicing loss of its own), and the
-    result is saved as a JPEG at `quality`."""
+    width `nr` (_noise_reduction), added to the clean image (so the clean image stays the target, with no
+    demosaicing loss of its own), and the result is saved as a JPEG at `quality`."""
     rgb_to_camera, gains = _camera(rng)
     height, width = clean.shape[:2]
     masks = _bayer_masks(height, width)
@@ -235,11 +204,7 @@ def _camera_image(clean: np.ndarray, shot: float, quality: float, rng: np.random
         camera_rgb = _demosaic(m, masks) * gains
         return _tone(np.clip(camera_rgb @ np.linalg.inv(rgb_to_camera).T, 0.0, 1.0))
 
-    noise = process(noisy_mosaic) - process(mosaic)
-    reduced = _noise_reduction(noise, nr, rng)
-    if edge > 0 or sharpen > 0:
-        reduced = _edge_aware(noise, reduced, clean, edge, sharpen, rng)
-    noisy = np.clip(clean + reduced, 0.0, 1.0)
+    noisy = np.clip(clean + _noise_reduction(process(noisy_mosaic) - process(mosaic), nr, rng), 0.0, 1.0)
     if quality >= 100:
         return noisy.astype(np.float32)
     buffer = io.BytesIO()

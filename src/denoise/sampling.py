@@ -5,6 +5,9 @@ Keras backend and whatever the number of devices that share the batch."""
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
 import keras
 import numpy as np
 from PIL import Image
@@ -118,15 +121,30 @@ def _flat(batch):
     return noisy, selectors, target
 
 
+_worker_sampler: PatchSampler | None = None  # in a batch worker process: its copy of the sampler
+
+
+def _start_worker(sampler: PatchSampler) -> None:
+    global _worker_sampler
+    _worker_sampler = sampler
+
+
+def _worker_batch(step: int):
+    return _worker_sampler.batch(step)
+
+
 class Batches(keras.utils.PyDataset):
     """Batches first_step … first_step + steps − 1 of a sampler, in order, as Keras's fit() takes them (with
-    shuffle=False). One worker: Keras restarts a pool of workers at each epoch from the first index, which
-    would repeat the first epoch's batches; a batch costs about a millisecond against tens for a step."""
+    shuffle=False). Keras's own workers are not used: it restarts its pool at each epoch from the first index,
+    which would repeat the first epoch's batches. With `workers` above 1 (train.workers) a pool of that many
+    processes makes the next 2 × workers batches ahead of the step; batch b is sampler.batch(b) whichever
+    process makes it, so the batches are the same arrays for any number of workers."""
 
-    def __init__(self, sampler: PatchSampler, first_step: int, steps: int, part: tuple[int, int] = (0, 1)):
+    def __init__(self, sampler: PatchSampler, first_step: int, steps: int, part: tuple[int, int] = (0, 1), workers: int = 1):
         super().__init__(workers=1, use_multiprocessing=False)
         self.sampler, self.first_step, self.steps = sampler, first_step, steps
         self.part, self.parts = part
+        self.workers, self._pool, self._ahead = workers, None, {}
 
     def __len__(self) -> int:
         return self.steps
@@ -134,18 +152,39 @@ class Batches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         """Batch first_step + index; in a run of several processes, this process's share of its rows (each
         process feeds its own devices), so that the global batch is the same whatever the process count."""
-        batch = self.sampler.batch(self.first_step + index)
+        batch = self._batch(self.first_step + index)
         if self.parts == 1:
             return batch
         rows = len(batch[1]) // self.parts
         return keras.tree.map_structure(lambda array: array[self.part * rows : (self.part + 1) * rows], batch)
 
+    def _batch(self, step: int):
+        if self.workers <= 1:
+            return self.sampler.batch(step)
+        if self._pool is None:  # spawned, not forked: the parent may hold an accelerator's runtime and its threads
+            self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(self.sampler,))
+        for stale in [s for s in self._ahead if s < step]:
+            self._ahead.pop(stale).cancel()
+        for ahead in range(step, min(step + 2 * self.workers, self.first_step + self.steps)):
+            if ahead not in self._ahead:
+                self._ahead[ahead] = self._pool.submit(_worker_batch, ahead)
+        return self._ahead.pop(step).result()
 
-def batches(sampler: PatchSampler, first_step: int, steps: int, part: tuple[int, int] = (0, 1)):
+    def close(self) -> None:
+        """Stop the worker processes (if any); fit() is done with these batches."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._ahead = None, {}
+
+    def __del__(self):
+        self.close()
+
+
+def batches(sampler: PatchSampler, first_step: int, steps: int, part: tuple[int, int] = (0, 1), workers: int = 1):
     """fit()'s input for batches first_step … first_step + steps − 1, all of one phase: under TensorFlow a
     tf.data pipeline that runs the NumPy sampler in its threads ahead of the step, with static shapes (45–51
     against 55–60 ms a step for Keras's PyDataset on this CPU: docs/accelerators.md); elsewhere the PyDataset."""
-    data = Batches(sampler, first_step, steps, part)
+    data = Batches(sampler, first_step, steps, part, workers)
     if keras.backend.backend() != "tensorflow":
         return data
     import tensorflow as tf

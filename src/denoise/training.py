@@ -24,7 +24,7 @@ from .config import NoiseConfig, TrainConfig
 from .errors import ConfigError
 from .losses import get_loss
 from .optimization import adam
-from .sampling import PatchSampler, batches
+from .sampling import Batches, PatchSampler, batches
 from .storage import Stack, atomic_path, read_json, write_json
 
 
@@ -231,9 +231,13 @@ def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Pa
             continue
         phase_sampler = phase_sampler or refining_sampler(config, noise, targets.refined(model, train_pairs[1]))
         trained.compile(optimizer=optimizer, loss=loss)
-        data = batches(phase_sampler, begin * config.steps_per_epoch, (end - begin) * config.steps_per_epoch, part=processes())
-        trained.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
-                    verbose=1 if sys.stdout.isatty() else 2)
+        data = batches(phase_sampler, begin * config.steps_per_epoch, (end - begin) * config.steps_per_epoch, part=processes(), workers=config.workers)
+        try:
+            trained.fit(data, epochs=end, initial_epoch=begin, steps_per_epoch=config.steps_per_epoch, shuffle=False, callbacks=callbacks,
+                        verbose=1 if sys.stdout.isatty() else 2)
+        finally:
+            if isinstance(data, Batches):
+                data.close()
         if trained.stop_training:
             break
     state.update(complete=True, precision=precision, backend=keras.backend.backend())
