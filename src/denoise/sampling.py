@@ -5,7 +5,9 @@ Keras backend and whatever the number of devices that share the batch."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 import keras
@@ -121,6 +123,21 @@ def _flat(batch):
     return noisy, selectors, target
 
 
+@contextlib.contextmanager
+def _environment(**values):
+    """os.environ with `values` set, as it was afterwards."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 _worker_sampler: PatchSampler | None = None  # in a batch worker process: its copy of the sampler
 
 
@@ -161,13 +178,16 @@ class Batches(keras.utils.PyDataset):
     def _batch(self, step: int):
         if self.workers <= 1:
             return self.sampler.batch(step)
-        if self._pool is None:  # spawned, not forked: the parent may hold an accelerator's runtime and its threads
-            self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(self.sampler,))
-        for stale in [s for s in self._ahead if s < step]:
-            self._ahead.pop(stale).cancel()
-        for ahead in range(step, min(step + 2 * self.workers, self.first_step + self.steps)):
-            if ahead not in self._ahead:
-                self._ahead[ahead] = self._pool.submit(_worker_batch, ahead)
+        # spawned, not forked: the parent may hold an accelerator's runtime and its threads; the workers start
+        # (all of them, on the first submissions) with JAX on the CPU alone, so none of them takes the accelerator
+        with _environment(JAX_PLATFORMS="cpu"):
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(self.sampler,))
+            for stale in [s for s in self._ahead if s < step]:
+                self._ahead.pop(stale).cancel()
+            for ahead in range(step, min(step + 2 * self.workers, self.first_step + self.steps)):
+                if ahead not in self._ahead:
+                    self._ahead[ahead] = self._pool.submit(_worker_batch, ahead)
         return self._ahead.pop(step).result()
 
     def close(self) -> None:
