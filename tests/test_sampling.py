@@ -1,4 +1,5 @@
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -139,7 +140,10 @@ def test_worker_processes_make_the_same_batches_in_any_order_of_asking(tmp_path)
     try:
         order = [0, 0, 1, 2, 4, 5, 3]
         got = {index: pooled[index] for index in order}
+        with ThreadPoolExecutor(4) as threads:  # as Keras's enqueuer asks: from several threads at once
+            asked = list(threads.map(pooled.__getitem__, [5, 1, 0, 3, 2, 4, 1, 5]))
     finally:
         pooled.close()
     assert all(np.array_equal(got[k][0], alone[k][0]) and np.array_equal(got[k][1], alone[k][1]) for k in order)
+    assert all(np.array_equal(a[0], alone[k][0]) for a, k in zip(asked, [5, 1, 0, 3, 2, 4, 1, 5]))
     assert not np.array_equal(got[0][0], got[1][0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import keras
@@ -161,7 +162,7 @@ class Batches(keras.utils.PyDataset):
         super().__init__(workers=1, use_multiprocessing=False)
         self.sampler, self.first_step, self.steps = sampler, first_step, steps
         self.part, self.parts = part
-        self.workers, self._pool, self._ahead = workers, None, {}
+        self.workers, self._pool, self._ahead, self._lock = workers, None, {}, threading.Lock()
 
     def __len__(self) -> int:
         return self.steps
@@ -179,22 +180,25 @@ class Batches(keras.utils.PyDataset):
         if self.workers <= 1:
             return self.sampler.batch(step)
         # spawned, not forked: the parent may hold an accelerator's runtime and its threads; the workers start
-        # (all of them, on the first submissions) with JAX on the CPU alone, so none of them takes the accelerator
-        with _environment(JAX_PLATFORMS="cpu"):
+        # (all of them, on the first submissions) with JAX on the CPU alone, so none of them takes the accelerator.
+        # Keras asks from more than one thread at once, and not always in order: the lock keeps the bookkeeping whole.
+        with self._lock, _environment(JAX_PLATFORMS="cpu"):
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(self.sampler,))
-            for stale in [s for s in self._ahead if s < step]:
-                self._ahead.pop(stale).cancel()
+            for stale in [s for s in self._ahead if s < step - 2 * self.workers]:
+                del self._ahead[stale]
             for ahead in range(step, min(step + 2 * self.workers, self.first_step + self.steps)):
                 if ahead not in self._ahead:
                     self._ahead[ahead] = self._pool.submit(_worker_batch, ahead)
-        return self._ahead.pop(step).result()
+            future = self._ahead.pop(step, None) or self._pool.submit(_worker_batch, step)
+        return future.result()
 
     def close(self) -> None:
         """Stop the worker processes (if any); fit() is done with these batches."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool, self._ahead = None, {}
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool, self._ahead = None, {}
 
     def __del__(self):
         self.close()
