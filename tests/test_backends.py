@@ -3,6 +3,7 @@ stage run where neither TensorFlow nor DVCLive is installed, then recorded here 
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -56,16 +57,30 @@ def test_a_conflicting_keras_backend_is_refused_in_one_line(tmp_path):
     assert result.stderr.strip() == "error: train.backend: tensorflow, but KERAS_BACKEND=jax; unset KERAS_BACKEND or set train.backend: jax"
 
 
-def test_train_stage_under_jax_without_tensorflow_or_dvclive_then_recorded_with_dvc_commit(tmp_path):
-    """The accelerator-machine path of docs/accelerators.md, on CPU JAX: the stage script trains with
-    TensorFlow and DVCLive unimportable; here --log-only writes the DVCLive files, `dvc commit train` records
-    the run, and `dvc repro` evaluates the model without training it again."""
-    repo = make_repo(tmp_path / "repo", train={"backend": "jax"}, reference={"backend": "tensorflow", "devices": "auto"})
+def test_train_stage_under_jax_without_tensorflow_dvc_or_dvclive_then_recorded_with_dvc_commit(tmp_path):
+    """The accelerator-machine path of docs/accelerators.md, on CPU JAX: bench/remote_train.sh makes the split
+    and trains (2 batch workers, train.workers) where TensorFlow and DVCLive are unimportable; its split is
+    the one `dvc repro split` made here, byte for byte; here --log-only writes the DVCLive files, `dvc commit
+    train` records the run, and `dvc repro` evaluates the model without training it again."""
+    repo = make_repo(tmp_path / "repo", train={"backend": "jax", "workers": 2}, reference={"backend": "tensorflow", "devices": "auto", "workers": 1})
+    write_params(repo, data={"source": str(repo / "data" / "sample.txt")})  # the image list at a path the scratch folder sees
     dvc(repo, "repro", "split")
-    command = [sys.executable, "-c", WITHOUT, "tensorflow,dvclive", "stages/train.py", "train"]
-    result = subprocess.run(command, cwd=repo, env={**env(), "PYTHONPATH": "src"}, capture_output=True, text=True)
+    shim = tmp_path / "bin" / "python3"  # a python3 without TensorFlow or DVCLive, as on the accelerator machine
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "$WITHOUT" tensorflow,dvclive "$@"\n')
+    shim.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run([str(ROOT / "bench" / "remote_train.sh"), str(repo / "params.yaml"), str(out), "5"], capture_output=True, text=True,
+                            env={**env(), "PATH": f"{shim.parent}:{env()['PATH']}", "WITHOUT": WITHOUT})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "(jax, float32, 1 device(s))" in result.stdout
+    here = subprocess.run("find train val -type f | sort | xargs md5sum", shell=True, cwd=repo / "data" / "split", capture_output=True, text=True)
+    assert (out / "split.md5").read_text() == here.stdout and "train/clean/index.json" in here.stdout
+    (repo / "models").mkdir(exist_ok=True)
+    (repo / "checkpoints" / "train").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / "model.keras", repo / "models" / "model.keras")
+    shutil.copyfile(out / "state.json", repo / "checkpoints" / "train" / "state.json")
     state = json.loads((repo / "checkpoints" / "train" / "state.json").read_text())
     assert state["backend"] == "jax" and len(state["history"]) == 2 and not (repo / "dvclive" / "train").exists()
     model = hashlib.sha256((repo / "models" / "model.keras").read_bytes()).hexdigest()
