@@ -12,6 +12,7 @@
 set -euo pipefail
 params=$(realpath "$1") out=$(realpath "$2") minutes=${3:-8}
 root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
 work=$(mktemp -d)
 cp "$params" "$work/params.yaml"
 ln -s "$root/src" "$work/src"
@@ -24,8 +25,7 @@ python3 stages/split.py
 (cd data/split && find train val -type f | sort | xargs md5sum) > "$out/split.md5"
 status=0
 timeout "$((minutes * 60))" python3 stages/train.py train 2>&1 | tee "$out/train.log" || status=$?
-mkdir -p "$out"
-cp checkpoints/train/state.json "$out/state.json"
+cp checkpoints/train/state.json "$out/state.json" 2>/dev/null || true  # none if training failed before its first epoch
 if [ -f models/model.keras ]; then
   cp models/model.keras "$out/model.keras"
 else
