@@ -172,3 +172,29 @@ def test_real_errors_bands_add_up_to_the_error_and_a_blurrier_reference_favours_
     sharp = gaussian_filter(rng.uniform(0, 1, (64, 64, 3)), (1, 1, 0)).astype(np.float32)
     assert real_errors.figures(sharp, gaussian_filter(sharp, (0.6, 0.6, 0)))[-1] > 0
     assert real_errors.figures(sharp, sharp + 0.001)[-1] < 0
+
+
+def test_real_levels_reports_each_setting_and_an_oracle_no_setting_beats(tmp_path):
+    """bench/real_levels.py on two tiny noisy/reference pairs and an untrained 3-map model: a row per crop with
+    its three map readings, and an oracle (each crop's best setting) at least as high as every setting's mean."""
+    import re
+
+    from denoise.models import unet
+    import real_levels
+
+    assert real_levels.spearman(np.array([1.0, 2, 3, 4]), np.array([10.0, 20, 25, 90])) == pytest.approx(1)
+    assert real_levels.spearman(np.array([1.0, 2, 3, 4]), np.array([4.0, 3, 2, 1])) == pytest.approx(-1)
+    rng = np.random.default_rng(0)
+    (tmp_path / "set").mkdir()
+    for k in range(2):
+        clean = np.clip(128 + 60 * np.sin(np.mgrid[0:48, 0:64][1] / (3 + k))[..., None] + np.zeros(3), 0, 255)
+        Image.fromarray(clean.astype(np.uint8)).save(tmp_path / "set" / f"c{k}_mean.png")
+        Image.fromarray(np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).astype(np.uint8)).save(tmp_path / "set" / f"c{k}_real.png")
+    unet(3, 1, 8, noise_map=True, noise_scales=3).save(tmp_path / "model.keras")
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "real_levels.py"), "--model", str(tmp_path / "model.keras"),
+                          "--data", str(tmp_path), "--set", "set", "--levels", "5", "20"], capture_output=True, text=True, env=env(), check=True).stdout
+    rows = [line for line in out.splitlines() if re.match(r"\| c\d ", line)]
+    assert [row.split(" | ")[0] for row in rows] == ["| c0", "| c1"] and all(len(row.split(" | ")) == 8 for row in rows)
+    means = [float(x) for x in re.findall(r"(?:auto|σ \d+) (\d+\.\d+)", out)]
+    oracle = float(re.search(r"\(oracle\) (\d+\.\d+)", out).group(1))
+    assert len(means) == 3 and oracle >= max(means) and "Spearman correlation" in out

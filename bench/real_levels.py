@@ -1,0 +1,66 @@
+"""Which noise level suits each real crop, against what the model's own noise-level maps read there.
+
+For each PolyU-Canon crop: the model's three noise-level maps (NoiseLevelMap at 1×, 2×, 4× pooling, 8-bit units,
+what `--sigma auto` feeds the network) and its PSNR at `--sigma auto` and at each fixed level (`--sigma N`, every
+map at N). Then the mean PSNR per setting, the mean of each crop's best setting (an oracle no estimator beats),
+and the Spearman rank correlation of each map with the best fixed level: a calibration of `--sigma auto` that
+maps the three readings to a level can gain only where these correlations are strong. A diagnostic on the test
+crops; nothing here is fitted to them. `python bench/real_levels.py --model PATH [--levels 6 8 10 12 15 20]`.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from denoise import metrics  # noqa: E402
+from real_bench import pairs, read  # noqa: E402
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ranks = [np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(float) for x in (a, b)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a .keras model with noise-level maps")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
+    parser.add_argument("--set", default="polyu-canon")
+    parser.add_argument("--levels", type=float, nargs="+", default=[6, 8, 10, 12, 15, 20])
+    args = parser.parse_args()
+    from denoise.inference import Denoiser
+    from denoise.models import NoiseLevelMap
+
+    crops = pairs(Path(args.data) / args.set)
+    settings = [None, *args.levels]
+    denoisers = {s: Denoiser(Path(args.model), sigma=s) for s in settings}
+    scales = next(layer.scales for layer in denoisers[None].engine.model.layers if isinstance(layer, NoiseLevelMap))
+    reader = NoiseLevelMap(scales=scales)
+    maps, scores = [], []
+    print(f"| crop | {' | '.join(f'map {2**k}×' for k in range(scales))} | auto | {' | '.join(f'σ {s:g}' for s in args.levels)} | best |")
+    print("|---" * (scales + len(settings) + 2) + "|")
+    for name, noisy_path, clean_path in crops:
+        noisy, clean = read(noisy_path), read(clean_path)
+        reading = np.asarray(reader(noisy[None]))[0, 0, 0] * NoiseLevelMap.UNIT * 255
+        psnrs = [metrics.psnr(clean, denoisers[s](noisy)) for s in settings]
+        maps.append(reading), scores.append(psnrs)
+        best = settings[int(np.argmax(psnrs))]
+        print(f"| {name} | {' | '.join(f'{m:.2f}' for m in reading)} | {' | '.join(f'{p:.2f}' for p in psnrs)} | {'auto' if best is None else f'{best:g}'} |", flush=True)
+    maps, scores = np.array(maps), np.array(scores)
+    means = scores.mean(axis=0)
+    best_fixed = np.array(args.levels)[np.argmax(scores[:, 1:], axis=1)]
+    print(f"\n{len(crops)} crops of {args.set}, {args.model}: mean PSNR at auto {means[0]:.2f}; "
+          + ", ".join(f"σ {s:g} {m:.2f}" for s, m in zip(args.levels, means[1:]))
+          + f"; each crop at its best setting (oracle) {scores.max(axis=1).mean():.2f}, at its best fixed level {scores[:, 1:].max(axis=1).mean():.2f}")
+    print("mean maps " + " / ".join(f"{m:.2f}" for m in maps.mean(axis=0)) + "; Spearman correlation with the best fixed level: "
+          + ", ".join(f"map {2**k}× {spearman(maps[:, k], best_fixed):+.2f}" for k in range(scales)))
+
+
+if __name__ == "__main__":
+    main()
