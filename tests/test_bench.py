@@ -198,3 +198,20 @@ def test_real_levels_reports_each_setting_and_an_oracle_no_setting_beats(tmp_pat
     means = [float(x) for x in re.findall(r"(?:auto|σ \d+) (\d+\.\d+)", out)]
     oracle = float(re.search(r"\(oracle\) (\d+\.\d+)", out).group(1))
     assert len(means) == 3 and oracle >= max(means) and "Spearman correlation" in out
+
+
+def test_level_calibration_recovers_the_level_each_image_wants():
+    """bench/level_calibration.py's fit: where every image's PSNR peaks at twice its first map's reading, the
+    fitted levels are that, as good as the true rule; interpolation is exact on the ladder."""
+    import level_calibration as lc
+
+    rng = np.random.default_rng(0)
+    maps = rng.uniform(2, 25, (40, 3))
+    levels = np.array(lc.LEVELS, float)
+    curves = 40 - (np.log(levels)[None] - np.log(2 * maps[:, :1])) ** 2
+    fitted = lc.calibrated_level(maps, lc.fit(maps, curves, levels))
+    assert np.median(np.abs(fitted / (2 * maps[:, 0]) - 1)) < 0.1
+    truth = lc.psnr_at(curves, levels, lc.calibrated_level(maps, np.array([np.log(2), 1, 0, 0])))
+    assert lc.psnr_at(curves, levels, fitted).mean() >= truth.mean() - 1e-3
+    assert lc.psnr_at(curves, levels, np.full(40, 2.0)).mean() < truth.mean() - 1  # a wrong level scores lower
+    np.testing.assert_allclose(lc.psnr_at(curves, levels, np.full(40, 12.0)), curves[:, list(levels).index(12)])
