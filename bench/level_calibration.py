@@ -47,20 +47,20 @@ def fit(maps: np.ndarray, curves: np.ndarray, levels) -> np.ndarray:
     return min(results, key=lambda r: r.fun).x
 
 
-def measure(model: Path, pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Map readings, PSNR at auto, PSNR at each of LEVELS, for (noisy, clean) pairs."""
+def measure(model: Path, pairs, levels=LEVELS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Map readings (8-bit units), PSNR at auto, PSNR at each of `levels`, for (noisy, clean) pairs."""
     from denoise import metrics
     from denoise.inference import Denoiser
     from denoise.models import NoiseLevelMap
 
-    denoisers = {s: Denoiser(model, sigma=s) for s in (None, *LEVELS)}
+    denoisers = {s: Denoiser(model, sigma=s) for s in (None, *levels)}
     scales = next(layer.scales for layer in denoisers[None].engine.model.layers if isinstance(layer, NoiseLevelMap))
     reader = NoiseLevelMap(scales=scales)
     maps, auto, curves = [], [], []
     for noisy, clean in pairs:
         maps.append(np.asarray(reader(noisy[None].astype(np.float32)))[0, 0, 0] * NoiseLevelMap.UNIT * 255)
         auto.append(metrics.psnr(clean, denoisers[None](noisy)))
-        curves.append([metrics.psnr(clean, denoisers[s](noisy)) for s in LEVELS])
+        curves.append([metrics.psnr(clean, denoisers[s](noisy)) for s in levels])
     return np.array(maps), np.array(auto), np.array(curves)
 
 

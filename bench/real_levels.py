@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from denoise import metrics  # noqa: E402
+from level_calibration import measure  # noqa: E402
 from real_bench import pairs, read  # noqa: E402
 
 
@@ -34,30 +34,19 @@ def main():
     parser.add_argument("--set", default="polyu-canon")
     parser.add_argument("--levels", type=float, nargs="+", default=[6, 8, 10, 12, 15, 20])
     args = parser.parse_args()
-    from denoise.inference import Denoiser
-    from denoise.models import NoiseLevelMap
-
     crops = pairs(Path(args.data) / args.set)
-    settings = [None, *args.levels]
-    denoisers = {s: Denoiser(Path(args.model), sigma=s) for s in settings}
-    scales = next(layer.scales for layer in denoisers[None].engine.model.layers if isinstance(layer, NoiseLevelMap))
-    reader = NoiseLevelMap(scales=scales)
-    maps, scores = [], []
+    maps, auto, curves = measure(Path(args.model), ((read(n), read(c)) for _, n, c in crops), args.levels)
+    scales = maps.shape[1]
     print(f"| crop | {' | '.join(f'map {2**k}×' for k in range(scales))} | auto | {' | '.join(f'σ {s:g}' for s in args.levels)} | best |")
-    print("|---" * (scales + len(settings) + 2) + "|")
-    for name, noisy_path, clean_path in crops:
-        noisy, clean = read(noisy_path), read(clean_path)
-        reading = np.asarray(reader(noisy[None]))[0, 0, 0] * NoiseLevelMap.UNIT * 255
-        psnrs = [metrics.psnr(clean, denoisers[s](noisy)) for s in settings]
-        maps.append(reading), scores.append(psnrs)
-        best = settings[int(np.argmax(psnrs))]
-        print(f"| {name} | {' | '.join(f'{m:.2f}' for m in reading)} | {' | '.join(f'{p:.2f}' for p in psnrs)} | {'auto' if best is None else f'{best:g}'} |", flush=True)
-    maps, scores = np.array(maps), np.array(scores)
-    means = scores.mean(axis=0)
-    best_fixed = np.array(args.levels)[np.argmax(scores[:, 1:], axis=1)]
-    print(f"\n{len(crops)} crops of {args.set}, {args.model}: mean PSNR at auto {means[0]:.2f}; "
-          + ", ".join(f"σ {s:g} {m:.2f}" for s, m in zip(args.levels, means[1:]))
-          + f"; each crop at its best setting (oracle) {scores.max(axis=1).mean():.2f}, at its best fixed level {scores[:, 1:].max(axis=1).mean():.2f}")
+    print("|---" * (scales + len(args.levels) + 3) + "|")
+    for (name, _, _), reading, psnrs in zip(crops, maps, np.column_stack([auto, curves])):
+        best = int(np.argmax(psnrs))
+        print(f"| {name} | {' | '.join(f'{m:.2f}' for m in reading)} | {' | '.join(f'{p:.2f}' for p in psnrs)} | "
+              f"{'auto' if best == 0 else f'{args.levels[best - 1]:g}'} |")
+    best_fixed = np.array(args.levels)[np.argmax(curves, axis=1)]
+    print(f"\n{len(crops)} crops of {args.set}, {args.model}: mean PSNR at auto {auto.mean():.2f}; "
+          + ", ".join(f"σ {s:g} {m:.2f}" for s, m in zip(args.levels, curves.mean(axis=0)))
+          + f"; each crop at its best setting (oracle) {np.maximum(auto, curves.max(axis=1)).mean():.2f}, at its best fixed level {curves.max(axis=1).mean():.2f}")
     print("mean maps " + " / ".join(f"{m:.2f}" for m in maps.mean(axis=0)) + "; Spearman correlation with the best fixed level: "
           + ", ".join(f"map {2**k}× {spearman(maps[:, k], best_fixed):+.2f}" for k in range(scales)))
 
