@@ -47,6 +47,11 @@ def fit(maps: np.ndarray, curves: np.ndarray, levels) -> np.ndarray:
     return min(results, key=lambda r: r.fun).x
 
 
+def oracle(auto: np.ndarray, curves: np.ndarray) -> float:
+    """The mean PSNR with each image at its best setting (auto or a fixed level): no level estimate beats it."""
+    return float(np.maximum(auto, curves.max(axis=1)).mean())
+
+
 def measure(model: Path, pairs, levels=LEVELS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Map readings (8-bit units), PSNR at auto, PSNR at each of `levels`, for (noisy, clean) pairs."""
     from denoise import metrics
@@ -102,9 +107,8 @@ def main():
     def line(name, maps, auto, curves):
         levels = calibrated_level(maps, theta)
         best_fixed = curves.mean(axis=0).argmax()
-        oracle = np.maximum(auto, curves.max(axis=1)).mean()
         print(f"| {name} | {auto.mean():.2f} | {psnr_at(curves, LEVELS, levels).mean():.2f} | {levels.mean():.1f} | "
-              f"{curves.mean(axis=0)[best_fixed]:.2f} (σ {LEVELS[best_fixed]}) | {oracle:.2f} |", flush=True)
+              f"{curves.mean(axis=0)[best_fixed]:.2f} (σ {LEVELS[best_fixed]}) | {oracle(auto, curves):.2f} |", flush=True)
 
     line("synthetic patches (fitted on)", syn_maps, syn_auto, syn_curves)
     test_maps, test_auto, test_curves = measure(model, test)

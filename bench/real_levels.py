@@ -13,18 +13,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from level_calibration import measure  # noqa: E402
+from level_calibration import measure, oracle  # noqa: E402
 from real_bench import pairs, read  # noqa: E402
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ranks = [np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(float) for x in (a, b)]
-    return float(np.corrcoef(*ranks)[0, 1])
+    """Spearman's rank correlation, tied values (many crops share a best level) given their mean rank."""
+    return float(spearmanr(a, b).statistic)
 
 
 def main():
@@ -46,7 +47,7 @@ def main():
     best_fixed = np.array(args.levels)[np.argmax(curves, axis=1)]
     print(f"\n{len(crops)} crops of {args.set}, {args.model}: mean PSNR at auto {auto.mean():.2f}; "
           + ", ".join(f"σ {s:g} {m:.2f}" for s, m in zip(args.levels, curves.mean(axis=0)))
-          + f"; each crop at its best setting (oracle) {np.maximum(auto, curves.max(axis=1)).mean():.2f}, at its best fixed level {curves.max(axis=1).mean():.2f}")
+          + f"; each crop at its best setting (oracle) {oracle(auto, curves):.2f}, at its best fixed level {curves.max(axis=1).mean():.2f}")
     print("mean maps " + " / ".join(f"{m:.2f}" for m in maps.mean(axis=0)) + "; Spearman correlation with the best fixed level: "
           + ", ".join(f"map {2**k}× {spearman(maps[:, k], best_fixed):+.2f}" for k in range(scales)))
 

@@ -9,6 +9,7 @@ it imports changes. `make bench` sets it to bench/cache/baseline."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -81,17 +82,22 @@ CACHE_ENV = "DENOISE_BASELINE_CACHE"
 _CODE = "".join(inspect.getsource(f) for f in (classical_denoise, _gaussian_denoiser))  # what a result is computed by
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+@functools.cache
+def _versions() -> tuple[str | None, ...]:
+    """The versions of the packages a result is computed with (looked up once per process, not per image)."""
+    def version(package):
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return tuple(map(version, ("bm3d", "scikit-image", "scipy", "numpy")))
 
 
 def result_key(image: np.ndarray, method: str, noise_type: str, level) -> str:
     """The cache key of classical_denoise(image, method, noise_type, level): a hash of all it depends on."""
     image = np.ascontiguousarray(image)
-    facts = [method, noise_type, level, image.shape, image.dtype.str, _CODE, *map(_version, ("bm3d", "scikit-image", "scipy", "numpy"))]
+    facts = [method, noise_type, level, image.shape, image.dtype.str, _CODE, *_versions()]
     digest = hashlib.sha256(json.dumps(facts, default=str).encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
