@@ -101,62 +101,6 @@ def test_noise_level_maps_at_coarser_scales_see_correlated_noise(smooth_image):
         ModelConfig(noise_scales=3).validate("train.model")
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_flat_noise_level_map_reads_white_noise_at_every_scale_and_hardly_sees_texture(channels, smooth_image):
-    """estimate="flat": white noise reads its σ (within 6 %: the 4× map has few blocks) at every scale on a smooth image; on an image whose
-    right half is fine texture the whole-image estimate reads over 1.5 σ, the flat one stays within 10 %."""
-    image = smooth_image(256, 256, channels=channels)
-    rng = np.random.default_rng(2)
-    flat = models.NoiseLevelMap(scales=3, estimate="flat")
-    for sigma in (5, 25, 50):
-        noisy = image + rng.normal(0, sigma / 255, image.shape).astype(np.float32)
-        assert np.allclose(np.asarray(flat(noisy[None]))[0, 0, 0] * 50, sigma, rtol=0.06)
-    textured = image.copy()
-    textured[:, 128:] += 0.15 * rng.uniform(-1, 1, (256, 128, 1)).astype(np.float32)  # a fine texture on half
-    noisy = textured + rng.normal(0, 10 / 255, image.shape).astype(np.float32)
-    read_global = np.asarray(models.NoiseLevelMap()(noisy[None]))[0, 0, 0, 0] * 50
-    read_flat = np.asarray(models.NoiseLevelMap(estimate="flat")(noisy[None]))[0, 0, 0, 0] * 50
-    assert read_global > 1.5 * 10 and abs(read_flat - 10) < 1
-    tiny = image[:5, :7] + rng.normal(0, 25 / 255, (5, 7, channels)).astype(np.float32)  # smaller than a block
-    assert np.isfinite(np.asarray(models.NoiseLevelMap(estimate="flat")(tiny[None]))).all()
-
-
-def test_flat_noise_estimate_saves_loads_and_is_validated(tmp_path, smooth_image):
-    image = smooth_image(33, 47, channels=3) + np.random.default_rng(0).normal(0, 0.1, (33, 47, 3)).astype(np.float32)
-    model = models.build_model(ModelConfig(name="unet", depth=1, width=4, noise_map=True, noise_scales=2,
-                                           noise_estimate="flat"), channels=3)
-    model.save(tmp_path / "m.keras")
-    loaded = inference.load_model(tmp_path / "m.keras")
-    assert [layer.estimate for layer in loaded.layers if isinstance(layer, models.NoiseLevelMap)] == ["flat"]
-    np.testing.assert_array_equal(inference.predict(loaded, image), inference.predict(model, image))
-    with pytest.raises(ConfigError, match="train.model.noise_estimate: flat reads the noise-level map, which needs noise_map"):
-        ModelConfig(noise_estimate="flat").validate("train.model")
-    with pytest.raises(ConfigError, match="train.model.noise_estimate"):
-        ModelConfig(noise_map=True, noise_estimate="median").validate("train.model")
-
-
-def test_noise_map_jitter_scales_each_images_maps_in_training_only(smooth_image):
-    """noise_jitter j: in training each image's maps are all multiplied by one factor in [2^-j, 2^j], drawn again
-    per call and the same after the same seed; outside training the maps are the estimate."""
-    image = smooth_image(64, 64, channels=3)
-    batch = np.stack([image + np.random.default_rng(k).normal(0, 20 / 255, image.shape).astype(np.float32) for k in range(6)])
-    draws = []
-    for _ in range(2):
-        keras.utils.set_random_seed(4)
-        layer = models.NoiseLevelMap(scales=3, jitter=1.0)
-        plain = np.asarray(layer(batch))[:, 0, 0]
-        ratios = [np.asarray(layer(batch, training=True))[:, 0, 0] / plain for _ in range(2)]
-        for ratio in ratios:
-            assert np.allclose(ratio, ratio[:, :1], rtol=1e-5) and ratio.min() >= 0.5 and ratio.max() <= 2
-            assert np.ptp(ratio[:, 0]) > 0.1  # one factor per image
-        assert not np.allclose(ratios[0], ratios[1])
-        draws.append(ratios)
-    np.testing.assert_allclose(draws[0], draws[1])
-    np.testing.assert_array_equal(np.asarray(models.NoiseLevelMap(scales=3)(batch)), np.asarray(layer(batch)))
-    with pytest.raises(ConfigError, match="train.model.noise_jitter: 1.0 scales the noise-level map, which needs noise_map"):
-        ModelConfig(noise_jitter=1.0).validate("train.model")
-
-
 def test_unet_with_noise_map_saves_loads_and_needs_the_unet(tmp_path, smooth_image):
     image = smooth_image(33, 47) + np.random.default_rng(0).normal(0, 0.1, (33, 47, 1)).astype(np.float32)
     model = models.build_model(ModelConfig(name="unet", depth=1, width=4, noise_map=True), channels=1)

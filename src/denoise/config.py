@@ -20,7 +20,6 @@ NOISE_TYPES = ("gaussian", "poisson", "salt_pepper", "speckle", "camera", "none"
 # The params key that holds the level of each noise type, its unit and its allowed range.
 NOISE_LEVEL_KEYS = {"gaussian": "sigma", "speckle": "sigma", "poisson": "peak", "salt_pepper": "amount", "camera": "shot", "none": "sigma"}
 MODELS = ("seed", "dncnn", "unet")
-NOISE_ESTIMATES = ("global", "flat")
 LOSSES = ("bce", "mse", "l1", "psnr")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
@@ -217,21 +216,11 @@ class ModelConfig:
     width: int = 64
     noise_map: bool = False
     noise_scales: int = 1
-    noise_estimate: str = "global"
-    noise_jitter: float = 0.0
     full_width: int = 0
 
     def validate(self, key: str) -> None:
         _choice(self.name, f"{key}.name", MODELS)
         _at_least(self.noise_scales, f"{key}.noise_scales", 1)
-        _choice(self.noise_estimate, f"{key}.noise_estimate", NOISE_ESTIMATES)
-        _at_least(self.noise_jitter, f"{key}.noise_jitter", 0)
-        if self.noise_jitter and not self.noise_map:
-            raise ConfigError(f"{key}.noise_jitter: {self.noise_jitter} scales the noise-level map, which needs noise_map: true "
-                              "(or set noise_jitter: 0)")
-        if self.noise_estimate != "global" and not self.noise_map:
-            raise ConfigError(f"{key}.noise_estimate: {self.noise_estimate} reads the noise-level map, which needs noise_map: "
-                              "true (or set noise_estimate: global)")
         if self.noise_scales > 1 and not self.noise_map:
             raise ConfigError(f"{key}.noise_scales: {self.noise_scales} maps need noise_map: true (or set noise_scales: 1)")
         _at_least(self.depth, f"{key}.depth", 3 if self.name == "dncnn" else 1)

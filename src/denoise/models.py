@@ -58,36 +58,23 @@ class NoiseLevelMap(keras.layers.Layer):
     times the pooling factor, so that white noise reads the same at every scale while noise that
     demosaicing and a camera's noise reduction made spatially correlated (which the full-resolution
     estimate hardly sees) reads higher at the coarser ones.
-    With `estimate="flat"` each map reads the image's flattest parts only: the mean absolute response over
-    8×8 blocks (overlapping by half), of which the 10th percentile, so that texture, which inflates the whole
-    image's mean (on textured scans more than on smooth full-resolution photos), hardly counts; divided by
-    FLAT_BIAS, that percentile's reading of white noise (by the number of channels averaged), so that white noise still reads its σ.
     With `sigma` (8-bit units) set, every map is that level instead of the estimate: the strength control
     of `denoise --sigma N`, as FFDNet's noise-level input (set_noise_level)."""
 
     KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     UNIT = 50 / 255
-    BLOCK, PERCENTILE = 8, 0.1
-    FLAT_BIAS = {1: 0.793, 3: 0.879}  # white noise's reading, by channels (tests/test_models.py checks it)
 
-    def __init__(self, sigma: float | None = None, scales: int = 1, estimate: str = "global", jitter: float = 0.0, **kwargs):
+    def __init__(self, sigma: float | None = None, scales: int = 1, **kwargs):
         kwargs.setdefault("dtype", "float32")  # the estimate is a small difference of large sums
         super().__init__(**kwargs)
-        self.sigma, self.scales, self.estimate, self.jitter = sigma, scales, estimate, jitter
-        self.seed_generator = keras.random.SeedGenerator() if jitter else None
+        self.sigma, self.scales = sigma, scales
 
     def _estimate(self, images):
         kernel = np.tile(self.KERNEL[:, :, None, None], (1, 1, images.shape[-1], 1))
-        response = keras.ops.abs(keras.ops.depthwise_conv(images, kernel, padding="valid"))
-        if self.estimate == "global":
-            return keras.ops.mean(response, axis=(1, 2, 3), keepdims=True) * math.sqrt(math.pi / 2) / 6
-        # "same" padding averages a border block over its pixels inside, so an image smaller than a block is one block
-        blocks = keras.ops.average_pool(keras.ops.mean(response, axis=-1, keepdims=True), self.BLOCK, self.BLOCK // 2,
-                                        padding="same")
-        flat = keras.ops.quantile(keras.ops.reshape(blocks, (keras.ops.shape(blocks)[0], -1)), self.PERCENTILE, axis=1)
-        return keras.ops.reshape(flat, (-1, 1, 1, 1)) * (math.sqrt(math.pi / 2) / 6 / self.FLAT_BIAS[images.shape[-1]])
+        response = keras.ops.depthwise_conv(images, kernel, padding="valid")
+        return keras.ops.mean(keras.ops.abs(response), axis=(1, 2, 3), keepdims=True) * math.sqrt(math.pi / 2) / 6
 
-    def call(self, images, training=None):
+    def call(self, images):
         images = keras.ops.cast(images, "float32")
         zeros = keras.ops.zeros_like(images[..., :1])
         if self.sigma is not None:
@@ -97,14 +84,10 @@ class NoiseLevelMap(keras.layers.Layer):
             factor = 2**scale
             pooled = keras.ops.average_pool(images, factor, factor, padding="valid") if factor > 1 else images
             maps.append(zeros + self._estimate(pooled) * factor / self.UNIT)
-        if training and self.jitter:  # one factor per image for all its maps, 2^U(-jitter, jitter)
-            factor = 2 ** keras.random.uniform((keras.ops.shape(images)[0], 1, 1, 1), -self.jitter, self.jitter, seed=self.seed_generator)
-            maps = [m * factor for m in maps]
         return keras.ops.concatenate(maps, axis=-1) if len(maps) > 1 else maps[0]
 
     def get_config(self):
-        return {**super().get_config(), "sigma": self.sigma, "scales": self.scales, "estimate": self.estimate,
-                "jitter": self.jitter}
+        return {**super().get_config(), "sigma": self.sigma, "scales": self.scales}
 
 
 def set_noise_level(model: keras.Model, sigma: float | None) -> bool:
@@ -117,7 +100,7 @@ def set_noise_level(model: keras.Model, sigma: float | None) -> bool:
 
 
 def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: bool = False, full_width: int = 0,
-         noise_scales: int = 1, noise_estimate: str = "global", noise_jitter: float = 0.0) -> keras.Model:
+         noise_scales: int = 1) -> keras.Model:
     """A small U-Net in the manner of DRUNet (Zhang et al. 2021), for speed: a 2×2 stride-2
     convolution takes the image to half resolution (as FFDNet's pixel-unshuffle),
     each level has `blocks` residual blocks and twice the width of the one above, strided convolutions
@@ -126,14 +109,13 @@ def unet(channels: int, blocks: int, width: int, levels: int = 3, noise_map: boo
     fifth of DnCNN-17×64's arithmetic. The network predicts the noise, subtracted in float32.
     With `noise_map`, the input also carries the estimated noise level (NoiseLevelMap), as FFDNet's
     noise-level map but estimated from the image itself, so the model stays blind; `noise_scales` maps of it
-    at successively coarser scales with `noise_scales` > 1, read on the whole image or its flattest blocks
-    (`noise_estimate`: global | flat).
+    at successively coarser scales with `noise_scales` > 1.
     With `full_width`, a residual block of that many channels works at full resolution before the
     first halving and another after the last doubling (joined by a skip), as DRUNet's top level.
     Every residual block starts as the identity (_residual_block)."""
     block = _residual_block
     noisy = keras.Input((None, None, channels), name="noisy")
-    x = keras.layers.Concatenate()([noisy, NoiseLevelMap(scales=noise_scales, estimate=noise_estimate, jitter=noise_jitter)(noisy)]) if noise_map else noisy
+    x = keras.layers.Concatenate()([noisy, NoiseLevelMap(scales=noise_scales)(noisy)]) if noise_map else noisy
     if full_width:
         x = keras.layers.Conv2D(full_width, 3, padding="same")(x)
         x = top = block(x, full_width)
@@ -167,8 +149,7 @@ def build_model(config: ModelConfig, channels: int) -> keras.Model:
         return seed_model(channels)
     if config.name == "unet":
         return unet(channels, config.depth, config.width, noise_map=config.noise_map, full_width=config.full_width,
-                    noise_scales=config.noise_scales, noise_estimate=config.noise_estimate,
-                    noise_jitter=config.noise_jitter)
+                    noise_scales=config.noise_scales)
     return dncnn(channels, config.depth, config.width)
 
 
