@@ -9,13 +9,16 @@ that scores best on the crops it runs on (a tuned classical baseline, tuned on t
 Denoiser (tiles, --sigma auto). CBM3D costs 20–40 s a 512² crop here, so it runs on every 5th crop
 (--cbm3d-every; 11 of PolyU-Canon's 55) and the table has two columns: all crops (noisy and models) and the
 CBM3D subset (every row). CBM3D results are kept in bench/cache/real-cbm3d-SET.json (by crop and σ), so a
-rerun only computes what it has not seen.
+rerun only computes what it has not seen. With --append, this run's model rows go below those already in --out
+(whose noisy and CBM3D rows must be this run's), with the command that made them in its last paragraph.
 """
 
 import argparse
+import datetime
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,6 +32,9 @@ from denoise import images, metrics  # noqa: E402
 from denoise.config import ENSEMBLE_SIZES  # noqa: E402
 from denoise.evaluation import estimated_sigma  # noqa: E402
 from denoise.parallel import ordered_map  # noqa: E402
+from denoise.storage import atomic_path  # noqa: E402
+
+FIXED_ROWS = 5  # the table's header, its separator, the noisy crops, CBM3D at the estimated σ, CBM3D at the tuned σ
 
 DEFAULT_MODELS = [("Gaussian-only color blind model (bench/preset-color.yaml)", "bench/work-color/models/model.keras"),
                   ("Gaussian + camera noise color blind model (bench/preset-camera.yaml)", "bench/work-camera/models/model.keras"),
@@ -127,6 +133,18 @@ def row(label: str, everything, subset, every: int, seconds=None) -> str:
     return f"| {label} | {cell(everything)} | {cell(subset)} | {'–' if seconds is None else f'{seconds:.2f}'} |"
 
 
+def append_rows(old: str, new: str, note: str, where: str) -> str:
+    """`old` (a table this script wrote, perhaps appended to) with `new`'s model rows below its last row and `note`
+    ending its last paragraph. Both must share the header, noisy and CBM3D rows; else a one-line error naming `where`."""
+    old_lines, new_table = old.rstrip("\n").splitlines(), [line for line in new.splitlines() if line.startswith("|")]
+    table = [k for k, line in enumerate(old_lines) if line.startswith("|")]
+    if [old_lines[k] for k in table[:FIXED_ROWS]] != new_table[:FIXED_ROWS]:
+        raise SystemExit(f"error: {where}: its header, noisy or CBM3D rows are not this run's (another set, --cbm3d-every or "
+                         "CBM3D cache?); --append adds rows only to a table of the same crops, so write another --out")
+    lines = old_lines[: table[-1] + 1] + new_table[FIXED_ROWS:] + old_lines[table[-1] + 1:]
+    return "\n".join(lines[:-1] + [f"{lines[-1]} {note}"]) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"), help="folder holding polyu-canon")
@@ -139,9 +157,12 @@ def main():
                         help="also score each --strength row with the mean of N flipped/rotated passes (denoise --self-ensemble N)")
     parser.add_argument("--cbm3d-every", type=int, default=5, metavar="N", help="run CBM3D on every Nth crop (1: all)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results-real.md"))
+    parser.add_argument("--append", action="store_true", help="add this run's model rows to the table in --out instead of replacing it")
     args = parser.parse_args()
     crops = pairs(Path(args.data) / args.set)
     models = [tuple(m.split("=", 1)) for m in args.model] if args.model else [(label, path) for label, path in DEFAULT_MODELS if (ROOT / path).is_file()]
+    if args.append and not models:
+        raise SystemExit("error: --append: no model to add a row for; give --model LABEL=PATH")
     every = args.cbm3d_every
     cache = CBM3DCache(ROOT / "bench" / "cache" / f"real-cbm3d-{args.set}.json", crops[::every], args.workers)
     names = [name for name, _, _ in cache.crops]
@@ -176,7 +197,12 @@ def main():
                "CBM3D's results all came from its cache (bench/cache) this run.\n\n")
             + "\n".join(lines) + f"\n\nCBM3D's σ search, mean PSNR over its {len(cache.crops)} crops: {sweep}. Models run as `denoise` runs them "
             "(512-pixel tiles, the model's own noise-level estimate); seconds per crop on this machine.\n")
-    Path(args.out).write_text(text)
+    if args.append and Path(args.out).is_file():
+        note = (f"The last {len(lines) - FIXED_ROWS} rows: `python bench/real_bench.py {shlex.join(sys.argv[1:])}` "
+                f"({datetime.date.today().isoformat()}, {os.cpu_count()} CPU cores, {platform.machine()}).")
+        text = append_rows(Path(args.out).read_text(), text, note, args.out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(text)
     print(text)
 
 

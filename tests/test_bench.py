@@ -174,6 +174,22 @@ def test_real_errors_bands_add_up_to_the_error_and_a_blurrier_reference_favours_
     assert real_errors.figures(sharp, sharp + 0.001)[-1] < 0
 
 
+def test_real_bench_append_puts_new_model_rows_below_the_old_ones_and_refuses_another_table():
+    import real_bench
+
+    fixed = ["| method | all | subset | s |", "|---|---|---|---|", "| noisy input | 36 | 35 | – |", "| CBM3D est | – | 35 | – |",
+             "| CBM3D tuned | – | 38 | – |"]
+    old = "\n".join(["Intro.", "", *fixed, "| model A | 38 | 38 | 1 |", "", "Sweep.", "", "How A was made."]) + "\n"
+    new = "\n".join(["Intro, this run.", "", *fixed, "| model B | 39 | 39 | 1 |", "| B at σ 10 | 40 | 40 | 1 |", "", "Sweep, this run."]) + "\n"
+    merged = real_bench.append_rows(old, new, "B: `cmd`.", "out.md").splitlines()
+    assert merged[:8] == ["Intro.", "", *fixed, "| model A | 38 | 38 | 1 |"]
+    assert merged[8:10] == ["| model B | 39 | 39 | 1 |", "| B at σ 10 | 40 | 40 | 1 |"]
+    assert merged[10:] == ["", "Sweep.", "", "How A was made. B: `cmd`."]
+    other = new.replace("| CBM3D tuned | – | 38 |", "| CBM3D tuned | – | 37 |")
+    with pytest.raises(SystemExit, match="error: out.md: its header, noisy or CBM3D rows are not this run's"):
+        real_bench.append_rows(old, other, "B", "out.md")
+
+
 def test_real_levels_reports_each_setting_and_an_oracle_no_setting_beats(tmp_path):
     """bench/real_levels.py on two tiny noisy/reference pairs and an untrained 3-map model: a row per crop with
     its three map readings, and an oracle (each crop's best setting) at least as high as every setting's mean."""
