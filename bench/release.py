@@ -32,11 +32,12 @@ def main():
     commit = args.commit or (work / "SOURCE_COMMIT").read_text().strip()
 
     from denoise.inference import load_model
+    from denoise.storage import save_keras
 
     model = load_model(work / "models" / "model.keras")  # compile=False: no optimizer to save
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp.keras")
-    model.save(tmp)
+    save_keras(model, tmp)
     size_mb = tmp.stat().st_size / 1e6
     if size_mb > LIMIT_MB:
         tmp.unlink()

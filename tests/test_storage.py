@@ -162,3 +162,29 @@ def test_patch_reads_keep_their_descriptors_and_travel_to_other_processes(tmp_pa
         np.testing.assert_array_equal(pool.submit(images.rows, 0, 4, 8, slice(2, 10)).result(), expected)
     images.close()
     assert images._files == {}
+
+
+def test_a_keras_model_saved_twice_is_byte_identical_and_loads_to_the_same_network(tmp_path):
+    import keras
+
+    from denoise.config import ModelConfig
+    from denoise.models import build_model
+    from denoise.storage import save_keras
+
+    config = ModelConfig(name="unet", depth=1, width=8, noise_map=True)
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # layers then share a policy object: shared_object_id
+        first = build_model(config, channels=3)
+        keras.backend.clear_session()  # layer names as in a fresh process (the policy too)
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        second = build_model(config, channels=3)  # other objects at other addresses, the same weights
+        second.set_weights(first.get_weights())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    save_keras(first, tmp_path / "a.keras")
+    save_keras(second, tmp_path / "b.keras")
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras", "b.keras"]  # no temporary file left
+    loaded = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
+    image = np.random.default_rng(0).random((1, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_array_equal(np.asarray(loaded(image)), np.asarray(first(image)))

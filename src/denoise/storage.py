@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,41 @@ def write_json(path: str | Path, data) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+def save_keras(model, path: str | Path) -> None:
+    """Save a Keras model to `path` atomically and byte for byte reproducibly.
+
+    Keras's `.keras` file is a zip of config.json, metadata.json and the weights; as written it differs on every
+    save of the same weights (the zip entries' times, metadata.json's `date_saved`, and config.json's
+    `shared_object_id`s, the memory addresses of objects shared between layers), so a rerun of a stage that
+    trains the same weights would change DVC's hash of the model and re-run everything after it. Here the
+    entries get a fixed time, `date_saved` is dropped and the shared ids are numbered in order of appearance."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp) as archive:
+            members = [(info, archive.read(info)) for info in archive.infolist()]
+        with zipfile.ZipFile(tmp, "w") as archive:
+            for info, data in members:
+                if info.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)
+                    data = json.dumps(metadata).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data), {})).encode()
+                fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+                archive.writestr(fixed, data)
+
+
+def _renumber_shared_objects(config, numbers: dict):
+    """`config` with each distinct `shared_object_id` replaced by 1, 2, … in order of first appearance."""
+    if isinstance(config, dict):
+        return {key: (numbers.setdefault(value, len(numbers) + 1) if key == "shared_object_id" else _renumber_shared_objects(value, numbers))
+                for key, value in config.items()}
+    if isinstance(config, list):
+        return [_renumber_shared_objects(value, numbers) for value in config]
+    return config
 
 
 SHARD_BYTES = 256 * 2**20  # pixels per shard file; an image larger than this has a shard of its own

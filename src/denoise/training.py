@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .losses import get_loss
 from .optimization import adam
 from .sampling import Batches, PatchSampler, batches
-from .storage import Stack, atomic_path, read_json, write_json
+from .storage import Stack, atomic_path, read_json, save_keras, write_json
 
 
 def cpu_has_bf16() -> bool:
@@ -148,8 +148,7 @@ class Checkpoint(keras.callbacks.Callback):
             with tempfile.TemporaryDirectory() as scratch:
                 model.save(Path(scratch) / path.name)
             return
-        with atomic_path(path) as tmp:
-            model.save(tmp)
+        save_keras(model, path)
 
 
 def write_live(live_dir: Path, history: list[dict]) -> bool:
