@@ -33,6 +33,7 @@ def main():
 
     from denoise.inference import load_model
     from denoise.storage import save_keras
+    from denoise.training import train_seconds
 
     model = load_model(work / "models" / "model.keras")  # compile=False: no optimizer to save
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def main():
     provenance = {
         "file": out.name, "sha256": hashlib.sha256(out.read_bytes()).hexdigest(), "megabytes": round(out.stat().st_size / 1e6, 2),
         "preset": args.preset, "commit": commit, "released": datetime.date.today().isoformat(),
-        "training_minutes": round(state["train_seconds"] / 60, 1), "best_val_psnr": state.get("best_val_psnr"),
+        "training_minutes": round(train_seconds(work / "checkpoints" / "train") / 60, 1), "best_val_psnr": state.get("best_val_psnr"),
         "test": {group: {m: values for m, values in methods.items() if m in ("noisy", "baseline", "model", "model_single_pass")}
                  for group, methods in metrics.items()},
         "real_noise_table": real.read_text() if real.is_file() and color else None,

@@ -2,7 +2,7 @@
 # A work copy's train stage on a machine that has Python and JAX but not DVC (docs/accelerators.md): its
 # prepare, noise and split stages from the image folders that its params name, then `stages/train.py train`,
 # in a scratch folder. Into OUT go what the pipeline here takes back: models/model.keras, the run's
-# checkpoints/train/state.json and log, and the split's checksums to compare with the split made here. A file
+# checkpoints/train/state.json and time.json, the log, and the split's checksums to compare with the split made here. A file
 # over 15 MB comes in parts (a device's limit on returned files): `cat NAME.part-* > NAME` joins them.
 #
 #   bench/remote_train.sh PARAMS OUT [MINUTES]
@@ -26,6 +26,7 @@ python3 stages/split.py
 status=0
 timeout "$((minutes * 60))" python3 stages/train.py train 2>&1 | tee "$out/train.log" || status=$?
 cp checkpoints/train/state.json "$out/state.json" 2>/dev/null || true  # none if training failed before its first epoch
+cp checkpoints/train/time.json "$out/time.json" 2>/dev/null || true
 if [ -f models/model.keras ]; then
   cp models/model.keras "$out/model.keras"
 else

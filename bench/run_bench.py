@@ -163,8 +163,9 @@ def table(work: Path, seconds: dict) -> str:
     params = yaml.safe_load((work / "params.yaml").read_text())
     sets, channels = test_sets(params), params["data"]["channels"]
     metrics = json.loads((work / "eval" / "metrics.json").read_text())["test"]
-    minutes = {name: json.loads((work / "checkpoints" / folder / "state.json").read_text())["train_seconds"] / 60
-               for name, folder in (("reference", "reference"), ("model", "train"))}
+    from denoise.training import train_seconds
+
+    minutes = {name: train_seconds(work / "checkpoints" / folder) / 60 for name, folder in (("reference", "reference"), ("model", "train"))}
     sigmas = levels(params)
     header = [f"{SET_NAMES.get(s, s)} σ{sigma:g}" for s in sets for sigma in sigmas]
     bm3d = "CBM3D" if channels == 3 else "BM3D"
@@ -205,7 +206,9 @@ def noisy_only_summary(work: Path, pipeline_minutes: float) -> str:
     """A preset of noisy photos with no clean versions (noise.type none): the estimated noise σ left by each
     method on each test set (evaluate's no-reference figure) and where the model is, for bench-real to score."""
     metrics = json.loads((work / "eval" / "metrics.json").read_text())["test"]
-    minutes = json.loads((work / "checkpoints" / "train" / "state.json").read_text())["train_seconds"] / 60
+    from denoise.training import train_seconds
+
+    minutes = train_seconds(work / "checkpoints" / "train") / 60
     order = ("noisy", "baseline", "reference", "model")
     methods = sorted(next(iter(metrics.values())), key=lambda m: order.index(m) if m in order else len(order))
     lines = ["| test set | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]

@@ -107,7 +107,7 @@ def test_noisy_only_presets_get_a_no_reference_summary(tmp_path):
     (tmp_path / "checkpoints" / "train").mkdir(parents=True)
     figures = {"baseline": {"sigma": 1.25}, "model": {"sigma": 2.125}, "noisy": {"sigma": 9.5}, "reference": {"sigma": 4.0}}  # as json sorts them
     (tmp_path / "eval" / "metrics.json").write_text(json.dumps({"test": {"rni15.sigma_real": figures}}))
-    (tmp_path / "checkpoints" / "train" / "state.json").write_text(json.dumps({"train_seconds": 90}))
+    (tmp_path / "checkpoints" / "train" / "time.json").write_text(json.dumps({"train_seconds": 90}))
     text = run_bench.noisy_only_summary(tmp_path, 2.5)
     assert "| test set | noisy | baseline | reference | model |" in text and "| rni15 | 9.50 | 1.25 | 4.00 | 2.12 |" in text and "took 2.5 min, 1.5 of them training" in text
     assert str(tmp_path / "models" / "model.keras") in text

@@ -117,15 +117,28 @@ class ValidationPSNR(keras.callbacks.Callback):
         logs["val_psnr"] = float(np.mean([metrics.psnr(c, inference.predict_tiled(self.model, n)) for c, n in self.pairs]))
 
 
+TIME_FILE = "time.json"  # beside state.json; .dvcignore keeps it out of DVC's hash of the checkpoint folder
+
+
+def train_seconds(checkpoint_dir: str | Path) -> float:
+    """The training time of the run whose checkpoint folder this is (resumed runs add up). It is kept apart from
+    state.json, in time.json, so that a rerun that trains the same weights leaves every hash in dvc.lock as it was;
+    checkpoints written before that split carry it in state.json."""
+    folder = Path(checkpoint_dir)
+    if (folder / TIME_FILE).is_file():
+        return float(read_json(folder / TIME_FILE)["train_seconds"])
+    return float(read_json(folder / "state.json").get("train_seconds", 0.0)) if (folder / "state.json").is_file() else 0.0
+
+
 class Checkpoint(keras.callbacks.Callback):
     """After each epoch: save the last model (with optimizer state) and the best by val_psnr, the state with
-    the history of every epoch, and the DVCLive files made from that history."""
+    the history of every epoch, the training time so far (time.json), and the DVCLive files made from that history."""
 
     def __init__(self, folder: Path, live_dir: Path, fingerprint: str, state: dict, network: keras.Model | None = None):
         super().__init__()
         self.folder, self.live_dir, self.fingerprint, self.state = folder, live_dir, fingerprint, state
         self.network = network  # what best.keras holds when fit() trains a wrapper around it
-        self.started, self.earlier_seconds = time.perf_counter(), state.get("train_seconds", 0.0)
+        self.started, self.earlier_seconds = time.perf_counter(), train_seconds(folder) if state else 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         if logs["val_psnr"] > self.state.get("best_val_psnr", -np.inf):
@@ -136,8 +149,10 @@ class Checkpoint(keras.callbacks.Callback):
             return
         seconds = round(self.earlier_seconds + time.perf_counter() - self.started, 1)  # resumed runs add up
         history = self.state.get("history", [])[:epoch] + [{"loss": float(logs["loss"]), "val_psnr": float(logs["val_psnr"])}]
-        self.state.update(fingerprint=self.fingerprint, epochs_done=epoch + 1, complete=False, train_seconds=seconds, history=history)
+        self.state.pop("train_seconds", None)
+        self.state.update(fingerprint=self.fingerprint, epochs_done=epoch + 1, complete=False, history=history)
         write_json(self.folder / "state.json", self.state)
+        write_json(self.folder / TIME_FILE, {"train_seconds": seconds})
         write_live(self.live_dir, history)
 
     def _save(self, path: Path, model: keras.Model | None = None):
@@ -193,7 +208,7 @@ def train(config: TrainConfig, noise: NoiseConfig, train_pairs: tuple[Stack, Sta
     with distributed(config) as devices:
         precision = set_precision(config.mixed_precision)
         state = _train(config, noise, train_pairs, val_pairs, model_path, live_dir, checkpoint_dir, precision, list(extra_callbacks))
-    return {**state, "devices": devices}
+    return {**state, "devices": devices, "train_seconds": train_seconds(checkpoint_dir)}
 
 
 def _train(config, noise, train_pairs, val_pairs, model_path: Path, live_dir: Path, checkpoint_dir: Path, precision: str, extra: list) -> dict:

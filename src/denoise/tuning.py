@@ -33,6 +33,7 @@ from .errors import DenoiseError, exit_on_error
 from .trials import STORAGE_ENV, STUDY_ENV, median_pruner, open_storage
 
 OBJECTIVE = "checkpoints/train/state.json"  # its best_val_psnr: what the train stage kept the model for
+TIMING = "checkpoints/train/time.json"  # its train_seconds
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,10 @@ def experiment_state(name: str) -> dict | None:
     if ref is None:
         return None
     shown = subprocess.run(["git", "show", f"{ref}:{OBJECTIVE}"], capture_output=True, text=True)
-    return json.loads(shown.stdout) if shown.returncode == 0 else None
+    if shown.returncode != 0:
+        return None
+    timing = subprocess.run(["git", "show", f"{ref}:{TIMING}"], capture_output=True, text=True)
+    return {**json.loads(shown.stdout), **(json.loads(timing.stdout) if timing.returncode == 0 else {})}
 
 
 def _queue_states(names: set[str]) -> tuple[dict[str, str], int]:
