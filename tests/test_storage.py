@@ -172,12 +172,13 @@ def test_a_keras_model_saved_twice_is_byte_identical_and_loads_to_the_same_netwo
     from denoise.storage import save_keras
 
     config = ModelConfig(name="unet", depth=1, width=8, noise_map=True)
+    built = []
     try:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # layers then share a policy object: shared_object_id
-        first = build_model(config, channels=3)
-        keras.backend.clear_session()  # layer names as in a fresh process (the policy too)
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        second = build_model(config, channels=3)  # other objects at other addresses, the same weights
+        for _ in range(2):  # other objects at other addresses, then the same weights
+            keras.backend.clear_session()  # layer names as in a fresh process (this resets the policy too)
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")  # layers then share a policy object: shared_object_id
+            built.append(build_model(config, channels=3))
+        first, second = built
         second.set_weights(first.get_weights())
     finally:
         keras.mixed_precision.set_global_policy("float32")
